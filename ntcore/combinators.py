@@ -1,0 +1,378 @@
+"""Combinators: networks out of layers (`serial`, `parallel`, fan-out/in, `repeat`).
+
+These are structure, not layer families, so they live in the core. Each
+returns a `Layer` whose `kernel_fn` composes the children's kernel rules.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax import lax, random
+
+from ntcore.errors import KernelRequirementError, ShapeError
+from ntcore.kernel_fn import KernelFn
+from ntcore.layer import Layer, make_layer
+
+
+class SerialKernelFn(KernelFn):
+  """Kernel function of `serial(*layers)`: the rules applied in order."""
+
+  def __init__(self, children):
+    self.children = tuple(children)
+    self.name = "serial(" + ", ".join(c.name for c in self.children) + ")"
+
+  def needs_full(self, axis, full_output_needed):
+    need = full_output_needed
+    for child in reversed(self.children):
+      need = child.needs_full(axis, need)
+    return need
+
+  def input_axes(self):
+    for child in self.children:
+      b, c = child.input_axes()
+      if b is not None or c is not None:
+        return b, c
+    return None, None
+
+  def transform(self, k, previous="the inputs", **kwargs):
+    for child in self.children:
+      k = child.transform(k, previous=previous, **kwargs)
+      previous = child.last_name
+    return k
+
+  @property
+  def last_name(self):
+    return self.children[-1].last_name if self.children else "the inputs"
+
+
+class ParallelKernelFn(KernelFn):
+  """Kernel function of `parallel(*layers)`: branch i acts on kernel i."""
+
+  def __init__(self, children):
+    self.children = tuple(children)
+    self.name = "parallel(" + ", ".join(c.name for c in self.children) + ")"
+
+  def needs_full(self, axis, full_output_needed):
+    return any(c.needs_full(axis, full_output_needed) for c in self.children)
+
+  def input_axes(self):
+    for child in self.children:
+      b, c = child.input_axes()
+      if b is not None or c is not None:
+        return b, c
+    return None, None
+
+  def transform(self, k, previous="the inputs", **kwargs):
+    if not isinstance(k, (list, tuple)) or len(k) != len(self.children):
+      n = len(k) if isinstance(k, (list, tuple)) else 1
+      raise ShapeError(
+          f"parallel of {len(self.children)} layers received {n} input(s). "
+          f"Put FanOut({len(self.children)}) before it.")
+    return [c.transform(ki, previous=previous, **kwargs)
+            for c, ki in zip(self.children, k)]
+
+
+def serial(*layers) -> Layer:
+  """Composes layers in sequence (like `jax.example_libraries.stax.serial`).
+
+  Args:
+    *layers: `Layer`s or `(init_fn, apply_fn, kernel_fn)` triples.
+
+  Returns:
+    A `Layer`; its params are a list with one entry per layer. `apply_fn`
+    splits a keyword `rng` between the layers.
+  """
+  layers = [Layer(*l) for l in layers]
+  init_fns = [l.init_fn for l in layers]
+  apply_fns = [l.apply_fn for l in layers]
+
+  def init_fn(key, input_shape):
+    params = []
+    for f in init_fns:
+      key, layer_key = random.split(key)
+      input_shape, p = f(layer_key, input_shape)
+      params.append(p)
+    return input_shape, params
+
+  def apply_fn(params, inputs, **kwargs):
+    rng = kwargs.pop("rng", None)
+    rngs = (random.split(rng, len(layers)) if rng is not None
+            else [None] * len(layers))
+    for f, p, r in zip(apply_fns, params, rngs):
+      inputs = f(p, inputs, rng=r, **kwargs)
+    return inputs
+
+  return Layer(init_fn, apply_fn,
+               SerialKernelFn([_as_kernel_fn(l) for l in layers]))
+
+
+def parallel(*layers) -> Layer:
+  """Applies layer i to input i of a list (after `FanOut`).
+
+  Returns:
+    A `Layer` mapping lists of inputs/shapes/kernels to lists.
+  """
+  layers = [Layer(*l) for l in layers]
+
+  def init_fn(key, input_shape):
+    keys = random.split(key, len(layers))
+    out = [l.init_fn(k, s) for l, k, s in zip(layers, keys, input_shape)]
+    return [o[0] for o in out], tuple(o[1] for o in out)
+
+  def apply_fn(params, inputs, **kwargs):
+    rng = kwargs.pop("rng", None)
+    rngs = (random.split(rng, len(layers)) if rng is not None
+            else [None] * len(layers))
+    return [l.apply_fn(p, x, rng=r, **kwargs)
+            for l, p, x, r in zip(layers, params, inputs, rngs)]
+
+  return Layer(init_fn, apply_fn,
+               ParallelKernelFn([_as_kernel_fn(l) for l in layers]))
+
+
+def _as_kernel_fn(layer: Layer) -> KernelFn:
+  if not isinstance(layer.kernel_fn, KernelFn):
+    raise TypeError(
+        f"{layer.kernel_fn!r} is not an ntcore kernel function. Build layers "
+        f"with ntcore.stax or ntcore.make_layer.")
+  return layer.kernel_fn
+
+
+def FanOut(num: int) -> Layer:  # pylint: disable=invalid-name
+  """Copies the input `num` times (a list), for `parallel` branches."""
+
+  def init_fn(key, input_shape):
+    del key
+    return [input_shape] * num, ()
+
+  def apply_fn(params, inputs, **kwargs):
+    del params, kwargs
+    return [inputs] * num
+
+  def rule(k, **kwargs):
+    del kwargs
+    return [k] * num
+
+  def mask_fn(mask, input_shape):
+    del input_shape
+    return [mask] * num
+
+  return make_layer("FanOut", init_fn, apply_fn, rule, mask_fn=mask_fn)
+
+
+def _fan_in(name, combine_shapes, apply, rule):
+  def init_fn(key, input_shape):
+    del key
+    return combine_shapes(input_shape), ()
+
+  def apply_fn(params, inputs, **kwargs):
+    del params, kwargs
+    return apply(inputs)
+
+  return make_layer(name, init_fn, apply_fn, rule)
+
+
+def _same_shapes(name):
+  def combine(shapes):
+    if any(tuple(s) != tuple(shapes[0]) for s in shapes):
+      raise ShapeError(f"{name} needs inputs of one shape, got "
+                       f"{[tuple(s) for s in shapes]}.")
+    return shapes[0]
+  return combine
+
+
+def _sum(ms):
+  if any(m is None for m in ms):
+    return None
+  out = ms[0]
+  for m in ms[1:]:
+    out = out + m
+  return out
+
+
+def FanInSum() -> Layer:  # pylint: disable=invalid-name
+  """Sums a list of inputs.
+
+  Kernel: branches after independent affine layers are independent
+  zero-mean Gaussian processes, so covariances add,
+  `nngp = sum_i nngp_i` (likewise `ntk`, `cov1`, `cov2`); the sum is Gaussian
+  iff every branch is. (Two branches that share randomness, e.g. two
+  Identity branches, are correlated and not covered by this rule.)
+  """
+
+  def rule(ks, **kwargs):
+    del kwargs
+    return ks[0].replace(nngp=_sum([k.nngp for k in ks]),
+                         ntk=_sum([k.ntk for k in ks]),
+                         cov1=_sum([k.cov1 for k in ks]),
+                         cov2=_sum([k.cov2 for k in ks]),
+                         is_gaussian=all(k.is_gaussian for k in ks))
+
+  return _fan_in("FanInSum", _same_shapes("FanInSum"), _sum, rule)
+
+
+def FanInProd() -> Layer:  # pylint: disable=invalid-name
+  """Multiplies a list of inputs elementwise.
+
+  Kernel: for independent zero-mean branches, E[prod_i f_i(x) f_i(x')] =
+  prod_i nngp_i, and by the product rule
+  `ntk = sum_i ntk_i * prod_{j != i} nngp_j`. The product is not Gaussian.
+  """
+
+  def prod(ms):
+    out = ms[0]
+    for m in ms[1:]:
+      out = out * m
+    return out
+
+  def rule(ks, **kwargs):
+    del kwargs
+    ntk = None
+    if all(k.ntk is not None for k in ks):
+      ntk = _sum([ks[i].ntk * prod([k.nngp for j, k in enumerate(ks) if j != i])
+                  for i in range(len(ks))])
+    cov2 = None if ks[0].cov2 is None else prod([k.cov2 for k in ks])
+    return ks[0].replace(nngp=prod([k.nngp for k in ks]), ntk=ntk,
+                         cov1=prod([k.cov1 for k in ks]), cov2=cov2,
+                         is_gaussian=False)
+
+  return _fan_in("FanInProd", _same_shapes("FanInProd"), prod, rule)
+
+
+def FanInConcat(axis: int = -1) -> Layer:  # pylint: disable=invalid-name
+  """Concatenates a list of inputs along `axis` (the channel axis).
+
+  Kernel: a channel-axis concatenation of widths `c_i` has the
+  channel-averaged covariance `nngp = sum_i c_i nngp_i / sum_i c_i`.
+  Concatenation along a non-channel axis is not supported yet.
+  """
+
+  def combine(shapes):
+    ax = axis % len(shapes[0])
+    rest = [tuple(s[:ax]) + tuple(s[ax + 1:]) for s in shapes]
+    if any(r != rest[0] for r in rest):
+      raise ShapeError(f"FanInConcat(axis={axis}) needs inputs equal off the "
+                       f"concatenation axis, got {[tuple(s) for s in shapes]}.")
+    return shapes[0][:ax] + (sum(s[ax] for s in shapes),) + shapes[0][ax + 1:]
+
+  def rule(ks, **kwargs):
+    del kwargs
+    ax = axis % len(ks[0].shape1)
+    if ax != ks[0].channel_axis:
+      raise KernelRequirementError(
+          f"FanInConcat(axis={axis}) concatenates along a non-channel axis; "
+          f"its kernel is only implemented for the channel axis "
+          f"({ks[0].channel_axis}).")
+    widths = [k.shape1[ax] for k in ks]
+    total = sum(widths)
+
+    def avg(ms):
+      return None if any(m is None for m in ms) else _sum(
+          [w / total * m for w, m in zip(widths, ms)])
+
+    return ks[0].replace(nngp=avg([k.nngp for k in ks]),
+                         ntk=avg([k.ntk for k in ks]),
+                         cov1=avg([k.cov1 for k in ks]),
+                         cov2=avg([k.cov2 for k in ks]),
+                         is_gaussian=all(k.is_gaussian for k in ks))
+
+  return _fan_in("FanInConcat", combine,
+                 lambda xs: jnp.concatenate(xs, axis), rule)
+
+
+def Identity() -> Layer:  # pylint: disable=invalid-name
+  """The identity: outputs and kernel are the inputs'."""
+
+  def init_fn(key, input_shape):
+    del key
+    return input_shape, ()
+
+  def apply_fn(params, inputs, **kwargs):
+    del params, kwargs
+    return inputs
+
+  def rule(k, **kwargs):
+    del kwargs
+    return k
+
+  return make_layer("Identity", init_fn, apply_fn, rule)
+
+
+class RepeatKernelFn(KernelFn):
+  """Kernel function of `repeat(layer, n)`: one rule in a compiled loop."""
+
+  def __init__(self, child: KernelFn, n: int):
+    self.child, self.n = child, n
+    self.name = f"repeat({child.name}, {n})"
+
+  def needs_full(self, axis, full_output_needed):
+    need = full_output_needed
+    for _ in range(max(self.n, 1)):
+      need = self.child.needs_full(axis, need)
+    return need
+
+  def input_axes(self):
+    return self.child.input_axes()
+
+  def transform(self, k, previous="the inputs", **kwargs):
+    if self.n == 0:
+      return k
+    # The first application runs outside the loop: it fixes the metadata
+    # (is_gaussian, shapes) that every later step must preserve.
+    k = self.child.transform(k, previous=previous, **kwargs)
+
+    def step(carry, _):
+      out = self.child.transform(carry, previous=self.child.last_name, **kwargs)
+      if jax.tree_util.tree_structure(out) != jax.tree_util.tree_structure(carry):
+        raise KernelRequirementError(
+            f"repeat({self.child.name}) needs a layer whose kernel keeps its "
+            f"metadata (shape, flags); use serial(*[layer] * n) instead.")
+      return out, None
+
+    k, _ = lax.scan(step, k, None, length=self.n - 1)
+    return k
+
+  @property
+  def last_name(self):
+    return self.child.last_name
+
+
+def repeat(layer, n: int) -> Layer:
+  """`serial(*[layer] * n)` compiled as a loop (fast to compile for large n).
+
+  The layer must keep its input's shape. Params are stacked along a leading
+  axis of size `n` (one set per repetition).
+  """
+  layer = Layer(*layer)
+  if n < 0:
+    raise ValueError(f"repeat needs n >= 0, got {n}.")
+
+  def init_fn(key, input_shape):
+    out_shape, _ = layer.init_fn(key, input_shape)
+    if tuple(out_shape) != tuple(input_shape):
+      raise ShapeError(f"repeat needs a layer that keeps its input shape; "
+                       f"{tuple(input_shape)} -> {tuple(out_shape)}.")
+
+    def body(key, _):
+      key, layer_key = random.split(key)
+      return key, layer.init_fn(layer_key, input_shape)[1]
+
+    _, params = lax.scan(body, key, None, length=n)
+    return out_shape, params
+
+  def apply_fn(params, inputs, **kwargs):
+    rng = kwargs.pop("rng", None)
+    rngs = random.split(rng, n) if rng is not None else None
+
+    def body(x, pr):
+      p, r = pr
+      return layer.apply_fn(p, x, rng=r, **kwargs), None
+
+    if rngs is None:
+      def body_no_rng(x, p):
+        return layer.apply_fn(p, x, **kwargs), None
+      return lax.scan(body_no_rng, inputs, params)[0]
+    return lax.scan(body, inputs, (params, rngs))[0]
+
+  return Layer(init_fn, apply_fn, RepeatKernelFn(_as_kernel_fn(layer), n))

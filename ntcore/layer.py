@@ -1,0 +1,157 @@
+"""The layer protocol: `Layer(init_fn, apply_fn, kernel_fn)` and its requirements.
+
+A plugin author writes two things for a layer: the finite rule
+(`init_fn`, `apply_fn`) and the kernel rule (`rule(k: Kernel, **kwargs) ->
+Kernel`), and hands them to `make_layer` together with `Requirements` — what
+the rule needs of its input kernel, as data. The core does the rest: turning
+raw inputs into the input `Kernel`, choosing which covariance blocks to track
+(NT paper section 3.1), checking requirements, propagating shapes and masks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any, Callable, NamedTuple, Optional, Protocol
+
+from ntcore.kernel import Kernel
+
+Array = Any
+Shape = Any  # a tuple of ints, or a list of them between FanOut and FanIn
+
+
+class InitFn(Protocol):
+  """`init_fn(key, input_shape) -> (output_shape, params)`."""
+
+  def __call__(self, key: Array, input_shape: Shape) -> tuple[Shape, Any]:
+    ...
+
+
+class ApplyFn(Protocol):
+  """`apply_fn(params, inputs, **kwargs) -> outputs`."""
+
+  def __call__(self, params: Any, inputs: Array, **kwargs) -> Array:
+    ...
+
+
+class KernelRule(Protocol):
+  """`rule(kernel, **kwargs) -> kernel`: a layer's infinite-width rule.
+
+  Receives a `Kernel` (or a list of them, between FanOut and FanIn) and
+  returns the kernel of the layer's outputs. Shapes and masks are updated by
+  the core afterwards; the rule only transforms the covariances.
+  """
+
+  def __call__(self, k: Any, **kwargs) -> Any:
+    ...
+
+
+class MaskFn(Protocol):
+  """`mask_fn(mask, input_shape) -> output_mask` of a layer."""
+
+  def __call__(self, mask: Array, input_shape: Shape) -> Array:
+    ...
+
+
+class Diag(enum.Enum):
+  """How a layer's rule treats an axis along which blocks may be skipped.
+
+  For the batch axis this concerns `cov1`/`cov2` (variances only, or the
+  full `n1 x n1` covariance); for spatial axes it concerns every array
+  (same-position pairs only, or all pairs). NT paper section 3.1.
+  """
+
+  PRESERVES = "preserves"
+  """Diagonal output blocks need only diagonal input blocks (Dense, Relu, Conv)."""
+  NEEDS_FULL = "needs_full"
+  """Every output block may read off-diagonal input blocks (AvgPool)."""
+  REMOVES = "removes"
+  """The output has no such axis and reads only diagonal blocks (Flatten)."""
+  REMOVES_FULL = "removes_full"
+  """The output has no such axis and reads off-diagonal blocks (GlobalAvgPool)."""
+
+  def needs_full_input(self, full_output_needed: bool) -> bool:
+    """Whether the input must be full, given whether the output must be."""
+    if self is Diag.PRESERVES:
+      return full_output_needed
+    return self in (Diag.NEEDS_FULL, Diag.REMOVES_FULL)
+
+
+@dataclasses.dataclass(frozen=True)
+class Requirements:
+  """What a kernel rule needs of its input kernel.
+
+  Attributes:
+    gaussian_input: the rule is an expectation over Gaussian pre-activations
+      (nonlinearities), so an affine layer must come before it.
+    diagonal_batch: how the rule treats the batch axis of `cov1`/`cov2`.
+    diagonal_spatial: how the rule treats spatial axes.
+    batch_axis: the batch axis of the finite activations this layer expects,
+      or None if it does not care.
+    channel_axis: the channel axis it expects, or None.
+    remask: zero the masked entries of the output kernel (layers that mix
+      channels, like Dense, turn a masked input position into a masked output
+      position whose covariance must be exactly zero).
+  """
+
+  gaussian_input: bool = False
+  diagonal_batch: Diag = Diag.PRESERVES
+  diagonal_spatial: Diag = Diag.PRESERVES
+  batch_axis: Optional[int] = None
+  channel_axis: Optional[int] = None
+  remask: bool = False
+
+
+GAUSSIAN_INPUT = Requirements(gaussian_input=True)
+"""Requirements of an elementwise nonlinearity."""
+
+
+class Layer(NamedTuple):
+  """A layer: the finite network (`init_fn`, `apply_fn`) and its kernel.
+
+  Unpacks like NT's triple: `init_fn, apply_fn, kernel_fn = stax.Dense(1)`.
+  """
+
+  init_fn: InitFn
+  apply_fn: ApplyFn
+  kernel_fn: Any  # ntcore.kernel_fn.KernelFn
+
+
+def make_layer(name: str, init_fn: InitFn, apply_fn: ApplyFn,
+               rule: KernelRule, requires: Requirements = Requirements(),
+               mask_fn: Optional[MaskFn] = None) -> Layer:
+  """Builds a `Layer` from a finite rule and a kernel rule.
+
+  Args:
+    name: the layer's name, used in error messages (`"Relu"`).
+    init_fn: `init_fn(key, input_shape) -> (output_shape, params)`.
+    apply_fn: `apply_fn(params, x, **kwargs) -> y`.
+    rule: `rule(k: Kernel, **kwargs) -> Kernel`, the infinite-width rule.
+    requires: what `rule` needs of its input kernel.
+    mask_fn: how the layer transforms a mask of its inputs; None for layers
+      that keep the input shape (the mask passes through unchanged).
+
+  Returns:
+    `Layer(init_fn, apply_fn, kernel_fn)`; `kernel_fn` accepts raw inputs
+    (`kernel_fn(x1, x2=None, get=None, **kwargs)`) or a `Kernel`.
+  """
+  from ntcore.kernel_fn import LeafKernelFn  # pylint: disable=import-outside-toplevel
+  return Layer(init_fn, apply_fn,
+               LeafKernelFn(name, rule, requires, init_fn, mask_fn))
+
+
+def elementwise_layer(name: str, fn: Callable[[Array], Array],
+                      rule: KernelRule,
+                      requires: Requirements = GAUSSIAN_INPUT) -> Layer:
+  """A parameter-free layer applying `fn` to every entry of its input."""
+
+  def init_fn(key, input_shape):
+    del key
+    return input_shape, ()
+
+  def apply_fn(params, x, **kwargs):
+    del params, kwargs
+    return fn(x)
+
+  return make_layer(name, init_fn, apply_fn, rule, requires)
+

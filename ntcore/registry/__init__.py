@@ -1,0 +1,86 @@
+"""Plugin registry: hookspecs, the plugin manager and what plugins register.
+
+Plugins import `hookimpl` and the spec classes from here::
+
+    from ntcore.registry import LayerSpec, hookimpl
+
+    @hookimpl
+    def register_layers():
+        return [LayerSpec("Swish", Swish, kernel="numerical")]
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Optional
+
+import pluggy
+
+from ntcore.registry import providers
+from ntcore.registry.hookspecs import hookimpl, hookspec
+from ntcore.registry.layers import SpecRegistry
+from ntcore.registry.manager import (GROUP, LOAD_ENV, LoadError,
+                                     PluginLoadWarning, load_entry_points,
+                                     new_manager, register)
+from ntcore.registry.specs import EstimatorSpec, LayerSpec, OdeSolverSpec
+
+__all__ = [
+    "EstimatorSpec", "GROUP", "LOAD_ENV", "LayerSpec", "LoadError",
+    "OdeSolverSpec", "PluginLoadWarning", "Registry", "SpecRegistry",
+    "get_registry", "hookimpl", "hookspec", "load_entry_points",
+    "new_manager", "register", "reset", "use_registry",
+]
+
+
+class Registry:
+  """Everything the loaded plugins offer, built from one plugin manager."""
+
+  def __init__(self, pm: pluggy.PluginManager,
+               load_errors: Optional[list[LoadError]] = None):
+    self.pm = pm
+    self.load_errors = list(load_errors or [])
+
+  @functools.cached_property
+  def layers(self) -> SpecRegistry:
+    return SpecRegistry(self.pm, "register_layers", "layer", "stax.",
+                        providers.LAYER_PROVIDERS)
+
+  @functools.cached_property
+  def estimators(self) -> SpecRegistry:
+    return SpecRegistry(self.pm, "register_estimators", "estimator",
+                        "ntcore.", providers.ESTIMATOR_PROVIDERS)
+
+  @functools.cached_property
+  def ode_solvers(self) -> SpecRegistry:
+    return SpecRegistry(self.pm, "register_ode_solvers", "ODE solver", "",
+                        {})
+
+  def errors(self) -> list[LoadError]:
+    """Load failures and hook failures, in plugin order."""
+    return (self.load_errors + self.layers.errors + self.estimators.errors
+            + self.ode_solvers.errors)
+
+
+_REGISTRY: Optional[Registry] = None
+
+
+def get_registry() -> Registry:
+  """The registry of the installed plugins (`NTCORE_LOAD_PLUGINS` selects)."""
+  global _REGISTRY
+  if _REGISTRY is None:
+    pm = new_manager()
+    errors = load_entry_points(pm)
+    _REGISTRY = Registry(pm, errors)
+  return _REGISTRY
+
+
+def use_registry(registry: Optional[Registry]) -> Optional[Registry]:
+  """Replaces the global registry (None: rebuild on next use); returns the old one."""
+  global _REGISTRY
+  old, _REGISTRY = _REGISTRY, registry
+  return old
+
+
+def reset() -> None:
+  """Forgets the global registry; the next use reloads the entry points."""
+  use_registry(None)
