@@ -12,40 +12,31 @@ import jax.numpy as jnp
 from ntcore.errors import KernelRequirementError
 
 
-def _one(layer, mask, in_shape, out_shape):
-  if mask is None:
+def _has_mask(mask) -> bool:
+  if isinstance(mask, (list, tuple)):
+    return any(m is not None for m in mask)
+  return mask is not None
+
+
+def propagate(layer, mask, in_shape, out_shape):
+  """The mask of a layer's output, from the mask (or list of masks) of its input."""
+  if not _has_mask(mask):
     return None
   if layer.mask_fn is not None:
     return layer.mask_fn(mask, in_shape)
-  if tuple(out_shape) == tuple(in_shape):
+  if _same(in_shape, out_shape):
     return mask
   raise KernelRequirementError(
-      f"{layer.name} changes the shape of its input ({tuple(in_shape)} -> "
-      f"{tuple(out_shape)}) but does not support masked inputs. Drop "
+      f"{layer.name} changes the shape of its input ({in_shape} -> "
+      f"{out_shape}) but does not support masked inputs. Drop "
       f"mask_constant, or mask only before layers that support masking.")
 
 
-def propagate(layer, k_in):
-  """`(mask1, mask2)` of the layer's output kernel."""
-  from ntcore.kernel_fn import out_shape  # pylint: disable=import-outside-toplevel
-  if k_in.mask1 is None and k_in.mask2 is None:
-    return None, None
-  s1 = out_shape(layer.init_fn, k_in.shape1)
-  s2 = out_shape(layer.init_fn, k_in.shape2)
-  return (_one(layer, k_in.mask1, k_in.shape1, s1),
-          _one(layer, k_in.mask2, k_in.shape2, s2))
-
-
-def propagate_list(layer, ks):
-  """Masks of a layer that takes or returns several kernels (FanIn/FanOut)."""
-  if all(k.mask1 is None and k.mask2 is None for k in ks):
-    return [(None, None)] * len(ks)
-  if layer.mask_fn is None:
-    raise KernelRequirementError(
-        f"{layer.name} does not support masked inputs. Drop mask_constant.")
-  m1 = layer.mask_fn([k.mask1 for k in ks], [k.shape1 for k in ks])
-  m2 = layer.mask_fn([k.mask2 for k in ks], [k.shape2 for k in ks])
-  return list(zip(m1, m2)) if isinstance(m1, list) else [(m1, m2)]
+def _same(a, b) -> bool:
+  if isinstance(a, list) or isinstance(b, list):
+    return (isinstance(a, list) and isinstance(b, list) and len(a) == len(b)
+            and all(_same(x, y) for x, y in zip(a, b)))
+  return tuple(a) == tuple(b)
 
 
 def _positions(mask, batch_axis, channel_axis):

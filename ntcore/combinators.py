@@ -161,7 +161,7 @@ def FanOut(num: int) -> Layer:  # pylint: disable=invalid-name
   return make_layer("FanOut", init_fn, apply_fn, rule, mask_fn=mask_fn)
 
 
-def _fan_in(name, combine_shapes, apply, rule):
+def _fan_in(name, combine_shapes, apply, rule, mask_fn=None):
   def init_fn(key, input_shape):
     del key
     return combine_shapes(input_shape), ()
@@ -170,7 +170,17 @@ def _fan_in(name, combine_shapes, apply, rule):
     del params, kwargs
     return apply(inputs)
 
-  return make_layer(name, init_fn, apply_fn, rule)
+  return make_layer(name, init_fn, apply_fn, rule, mask_fn=mask_fn)
+
+
+def _mask_all(masks, input_shape):
+  """A position is padding after a sum or product iff it is in every input."""
+  del input_shape
+  masks = [m for m in masks if m is not None]
+  out = masks[0]
+  for m in masks[1:]:
+    out = out & m
+  return out
 
 
 def _same_shapes(name):
@@ -209,7 +219,7 @@ def FanInSum() -> Layer:  # pylint: disable=invalid-name
                          cov2=_sum([k.cov2 for k in ks]),
                          is_gaussian=all(k.is_gaussian for k in ks))
 
-  return _fan_in("FanInSum", _same_shapes("FanInSum"), _sum, rule)
+  return _fan_in("FanInSum", _same_shapes("FanInSum"), _sum, rule, _mask_all)
 
 
 def FanInProd() -> Layer:  # pylint: disable=invalid-name
@@ -237,7 +247,8 @@ def FanInProd() -> Layer:  # pylint: disable=invalid-name
                          cov1=prod([k.cov1 for k in ks]), cov2=cov2,
                          is_gaussian=False)
 
-  return _fan_in("FanInProd", _same_shapes("FanInProd"), prod, rule)
+  return _fan_in("FanInProd", _same_shapes("FanInProd"), prod, rule,
+                 _mask_all)
 
 
 def FanInConcat(axis: int = -1) -> Layer:  # pylint: disable=invalid-name
@@ -277,8 +288,13 @@ def FanInConcat(axis: int = -1) -> Layer:  # pylint: disable=invalid-name
                          cov2=avg([k.cov2 for k in ks]),
                          is_gaussian=all(k.is_gaussian for k in ks))
 
+  def mask_fn(masks, input_shape):
+    full = [jnp.zeros(s, bool) if m is None else jnp.broadcast_to(m, s)
+            for m, s in zip(masks, input_shape)]
+    return jnp.concatenate(full, axis)
+
   return _fan_in("FanInConcat", combine,
-                 lambda xs: jnp.concatenate(xs, axis), rule)
+                 lambda xs: jnp.concatenate(xs, axis), rule, mask_fn)
 
 
 def Identity() -> Layer:  # pylint: disable=invalid-name

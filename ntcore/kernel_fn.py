@@ -189,20 +189,24 @@ def _check_axes(layer: LeafKernelFn, k: Kernel) -> None:
 
 def _propagate(layer: LeafKernelFn, k_in, k_out):
   """Sets output shapes (from `init_fn`) and masks on the rule's output."""
-  if isinstance(k_in, (list, tuple)):
-    shape1 = out_shape(layer.init_fn, [k.shape1 for k in k_in])
-    shape2 = out_shape(layer.init_fn, [k.shape2 for k in k_in])
-    masks = _masking.propagate_list(layer, k_in)
-  else:
-    shape1 = out_shape(layer.init_fn, k_in.shape1)
-    shape2 = out_shape(layer.init_fn, k_in.shape2)
-    masks = _masking.propagate(layer, k_in)
+  many = isinstance(k_in, (list, tuple))
+
+  def gather(field):
+    return [getattr(k, field) for k in k_in] if many else getattr(k_in, field)
+
+  shapes_in = gather("shape1"), gather("shape2")
+  shapes_out = [out_shape(layer.init_fn, s) for s in shapes_in]
+  masks = [_masking.propagate(layer, gather(m), s_in, s_out)
+           for m, s_in, s_out in zip(("mask1", "mask2"), shapes_in, shapes_out)]
   if isinstance(k_out, (list, tuple)):
-    return [ko.replace(shape1=tuple(s1), shape2=tuple(s2), is_input=False,
-                       mask1=m1, mask2=m2)
-            for ko, s1, s2, (m1, m2) in zip(k_out, shape1, shape2, masks)]
-  k_out = k_out.replace(shape1=tuple(shape1), shape2=tuple(shape2),
-                        is_input=False, mask1=masks[0], mask2=masks[1])
+    n = len(k_out)
+    m1, m2 = [[None] * n if m is None else m for m in masks]
+    return [ko.replace(shape1=tuple(a), shape2=tuple(b), is_input=False,
+                       mask1=c, mask2=d)
+            for ko, a, b, c, d in zip(k_out, *shapes_out, m1, m2)]
+  k_out = k_out.replace(shape1=tuple(shapes_out[0]),
+                        shape2=tuple(shapes_out[1]), is_input=False,
+                        mask1=masks[0], mask2=masks[1])
   if layer.requires.remask:
     k_out = _masking.remask(k_out)
   return k_out

@@ -18,7 +18,7 @@ import pluggy
 
 from ntcore import errors
 from ntcore.registry import providers
-from ntcore.registry.manager import LoadError, PluginLoadWarning
+from ntcore.registry.manager import LoadError, PluginLoadWarning, call_one
 
 
 class SpecRegistry:
@@ -42,7 +42,7 @@ class SpecRegistry:
     for impl in sorted(impls, key=lambda i: pm.get_name(i.plugin)):
       plugin = pm.get_name(impl.plugin)
       try:
-        specs = list(impl.function() or [])
+        specs = list(call_one(pm, hook, impl) or [])
       except Exception as e:  # pylint: disable=broad-except
         msg = f"{type(e).__name__}: {e}"
         self.errors.append(LoadError(plugin, "", f"{hook}: {msg}"))

@@ -76,6 +76,24 @@ def register(pm: pluggy.PluginManager, plugin, name: str) -> None:
     raise
 
 
+def call_one(pm: pluggy.PluginManager, hook_name: str, impl, **kwargs):
+  """Calls one plugin's implementation of `hook_name`; returns its result.
+
+  The registries and the CLI call each plugin on its own, so every result is
+  attributed to its plugin and one failure does not hide the others. Such
+  calls bypass `pm.hook`, so `NTCORE_TRACE_PLUGINS` is honoured here too.
+  An implementation receives only the arguments it declares (pluggy's rule).
+  """
+  trace = os.environ.get(TRACE_ENV)
+  if trace:
+    print(f"ntcore: calling {hook_name} on [{impl.plugin_name!r}]",
+          file=sys.stderr)
+  result = impl.function(*(kwargs[name] for name in impl.argnames))
+  if trace:
+    print(f"ntcore: {hook_name} done", file=sys.stderr)
+  return result
+
+
 def load_entry_points(pm: pluggy.PluginManager,
                       entry_points: Optional[Iterable] = None,
                       only: Optional[set[str]] = None) -> list[LoadError]:

@@ -1,0 +1,215 @@
+"""The `ntcore` command line: `ntcore plugins`, `ntcore list-layers`, and
+whatever subcommands plugins add through their `register_commands(cli)` hook.
+
+This is the only module that turns `NtcoreError`s into
+`click.ClickException`s. Plugin load failures never stop the CLI: they are
+collected (`Registry.errors()`) and printed as warnings on stderr.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import json
+import os
+import warnings
+import weakref
+from typing import Optional
+
+import click
+
+from ntcore import errors, registry
+from ntcore.registry.manager import LoadError, call_one
+
+_CLASH_LINE = "Warning: " + " ".join(
+    line.strip() for line in errors.CLASH.splitlines())
+
+
+def plugin_version(plugin: str) -> str:
+  """The installed version of the distribution named like `plugin`, or ""."""
+  try:
+    return importlib.metadata.version(plugin)
+  except (importlib.metadata.PackageNotFoundError, ValueError):
+    return ""
+
+
+def _registry() -> registry.Registry:
+  """The global registry with every spec collected.
+
+  Load warnings are silenced here because each one is also recorded as a
+  `LoadError`, which the commands print once, after their output.
+  """
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", registry.PluginLoadWarning)
+    reg = registry.get_registry()
+    # Building each SpecRegistry calls its hook and records hook failures.
+    _ = (reg.layers, reg.estimators, reg.ode_solvers)
+  return reg
+
+
+@dataclasses.dataclass
+class _PluginCommands:
+  commands: dict[str, click.Command]
+  errors: list[LoadError]
+
+
+_COMMANDS: "weakref.WeakKeyDictionary[registry.Registry, _PluginCommands]" = (
+    weakref.WeakKeyDictionary())
+
+
+def _plugin_commands(reg: registry.Registry, builtin: set[str]
+                     ) -> _PluginCommands:
+  """Calls each plugin's `register_commands` on its own scratch group.
+
+  A plugin that raises, or a command name that is built in or offered by two
+  plugins, is skipped and recorded as a `LoadError`; the CLI still runs.
+  Cached per registry, so a test that swaps the global registry sees its own.
+  """
+  if reg in _COMMANDS:
+    return _COMMANDS[reg]
+  offered: dict[str, list[tuple[str, click.Command]]] = {}
+  errs = []
+  impls = reg.pm.hook.register_commands.get_hookimpls()
+  for impl in sorted(impls, key=lambda i: i.plugin_name):
+    scratch = click.Group(name="ntcore")
+    try:
+      call_one(reg.pm, "register_commands", impl, cli=scratch)
+    except Exception as e:  # pylint: disable=broad-except
+      errs.append(LoadError(impl.plugin_name, plugin_version(impl.plugin_name),
+                            f"register_commands: {type(e).__name__}: {e}"))
+      continue
+    for name, command in scratch.commands.items():
+      offered.setdefault(name, []).append((impl.plugin_name, command))
+  commands = {}
+  for name, owners in sorted(offered.items()):
+    plugins = [plugin for plugin, _ in owners]
+    if name in builtin:
+      why = f"command {name!r} is built in; the plugin's one is skipped."
+    elif len(owners) > 1:
+      why = (f"command {name!r} is offered by {' and '.join(plugins)}; "
+             "neither is added. Load only one with NTCORE_LOAD_PLUGINS.")
+    else:
+      commands[name] = owners[0][1]
+      continue
+    errs.extend(LoadError(p, plugin_version(p), f"register_commands: {why}")
+                for p in plugins)
+  result = _COMMANDS[reg] = _PluginCommands(commands, errs)
+  return result
+
+
+class _Ntcore(click.Group):
+  """A group that adds plugin commands and turns NtcoreErrors into messages."""
+
+  def _plugin(self) -> _PluginCommands:
+    """Plugin commands; their problems are printed the first time."""
+    reg = _registry()
+    fresh = reg not in _COMMANDS
+    found = _plugin_commands(reg, set(self.commands))
+    if fresh:
+      for err in found.errors:
+        click.echo(_error_line(err), err=True)
+    return found
+
+  def list_commands(self, ctx):
+    return sorted(set(self.commands) | set(self._plugin().commands))
+
+  def get_command(self, ctx, cmd_name):
+    if cmd_name in self.commands:
+      return self.commands[cmd_name]
+    return self._plugin().commands.get(cmd_name)
+
+  def invoke(self, ctx):
+    try:
+      return super().invoke(ctx)
+    except errors.NtcoreError as e:
+      raise click.ClickException(str(e)) from e
+
+
+@click.group(cls=_Ntcore)
+@click.version_option(package_name="ntcore")
+def main():
+  """ntcore: infinite-width neural networks; layers come from plugins."""
+
+
+def _error_line(err: LoadError) -> str:
+  version = f" {err.version}" if err.version else ""
+  return f"Warning: plugin {err.plugin}{version} failed: {err.error}"
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+  widths = [max(len(str(r[i])) for r in [header] + rows)
+            for i in range(len(header))]
+  lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
+           for r in [header] + rows]
+  return "\n".join(lines)
+
+
+def _all_errors(reg: registry.Registry) -> list[LoadError]:
+  return reg.errors() + _plugin_commands(reg, set(main.commands)).errors
+
+
+@main.command("list-layers")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON list of {name, plugin, kind, doc, qualified}.")
+def list_layers(as_json: bool):
+  """The layers the loaded plugins register (stax names)."""
+  reg = _registry()
+  specs = reg.layers.specs()
+  clashes = reg.layers.clashes()
+  if as_json:
+    click.echo(json.dumps([
+        {"name": s.name, "plugin": s.plugin, "kind": s.kernel, "doc": s.doc,
+         "qualified": f"{s.plugin}:{s.name}", "clash": s.name in clashes}
+        for s in specs], indent=2))
+  elif specs:
+    click.echo(_table([[s.name, s.plugin, s.kernel, s.doc] for s in specs],
+                      ["layer", "plugin", "kind", "doc"]))
+  else:
+    click.echo("No layers: no layer plugin is loaded "
+               f"({registry.LOAD_ENV}={_env_value()}).")
+  for name in sorted(clashes):
+    plugins = clashes[name]
+    click.echo(_CLASH_LINE.format(
+        name=f"stax.{name}", plugins=" and ".join(plugins),
+        qualified=", ".join(f"'{p}:{name}'" for p in plugins)), err=True)
+  for err in reg.errors():
+    click.echo(_error_line(err), err=True)
+
+
+def _env_value() -> str:
+  value: Optional[str] = os.environ.get(registry.LOAD_ENV)
+  return "unset" if value is None else repr(value)
+
+
+@main.command("plugins")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON list of {name, version, hooks, errors}.")
+def plugins(as_json: bool):
+  """The installed plugins: name, version, hooks implemented, load errors."""
+  reg = _registry()
+  errs = _all_errors(reg)
+  rows = {}
+  for name, plugin in sorted(reg.pm.list_name_plugin()):
+    if plugin is None:
+      continue  # blocked
+    hooks = sorted(c.name for c in reg.pm.get_hookcallers(plugin) or [])
+    rows[name] = {"name": name, "version": plugin_version(name),
+                  "hooks": hooks, "loaded": True, "errors": []}
+  for err in errs:
+    row = rows.setdefault(err.plugin, {
+        "name": err.plugin, "version": err.version, "hooks": [],
+        "loaded": False, "errors": []})
+    row["errors"].append(err.error)
+  result = [rows[n] for n in sorted(rows)]
+  if as_json:
+    click.echo(json.dumps(result, indent=2))
+    return
+  if not result:
+    click.echo(f"No plugins loaded ({registry.LOAD_ENV}={_env_value()}).")
+    return
+  click.echo(_table(
+      [[r["name"], r["version"], ", ".join(r["hooks"]) or "-",
+        "ok" if not r["errors"] else
+        ("failed: " if not r["loaded"] else "error: ") + "; ".join(r["errors"])]
+       for r in result],
+      ["plugin", "version", "hooks", "status"]))
