@@ -6,6 +6,9 @@ such as `nt.monte_carlo_kernel_fn` and `nt.linearize` resolve through the
 registry to the plugin that provides them.
 """
 
+import importlib
+import importlib.util
+
 from ntcore import stax
 from ntcore.errors import (KernelRequirementError, LayerNameClashError,
                            LayerNotInstalledError, NtcoreError, ShapeError)
@@ -20,11 +23,16 @@ __version__ = "0.1.0"
 __all__ = [
     "Diag", "GAUSSIAN_INPUT", "Kernel", "KernelFn", "KernelRequirementError",
     "Layer", "LayerNameClashError", "LayerNotInstalledError", "NtcoreError",
-    "Requirements", "ShapeError", "elementwise_layer", "make_layer", "stax",
+    "Requirements", "ShapeError", "elementwise_layer", "get_registry",
+    "make_layer", "stax",
 ]
 
 
 def __getattr__(name: str):
+  # Submodules (`predict`, `testing`, `kernel_ops`, ...) import lazily and
+  # never touch the registry; any other name is an estimator from a plugin.
   if name.startswith("__"):
     raise AttributeError(name)
+  if importlib.util.find_spec(f"ntcore.{name}") is not None:
+    return importlib.import_module(f"ntcore.{name}")
   return get_registry().estimators.get(name).fn

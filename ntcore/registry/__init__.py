@@ -62,15 +62,26 @@ class Registry:
 
 
 _REGISTRY: Optional[Registry] = None
+_LOADING = False
 
 
 def get_registry() -> Registry:
   """The registry of the installed plugins (`NTCORE_LOAD_PLUGINS` selects)."""
-  global _REGISTRY
+  global _REGISTRY, _LOADING
   if _REGISTRY is None:
-    pm = new_manager()
-    errors = load_entry_points(pm)
-    _REGISTRY = Registry(pm, errors)
+    if _LOADING:
+      # A plugin being imported asked `ntcore` for a name it does not have yet
+      # (`from ntcore import kernel_ops` calls `ntcore.__getattr__` before
+      # importing the submodule). Answer from an empty registry instead of
+      # loading every plugin again, recursively, from inside that import.
+      return Registry(new_manager())
+    _LOADING = True
+    try:
+      pm = new_manager()
+      errors = load_entry_points(pm)
+      _REGISTRY = Registry(pm, errors)
+    finally:
+      _LOADING = False
   return _REGISTRY
 
 
