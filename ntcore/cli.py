@@ -213,3 +213,14 @@ def plugins(as_json: bool):
         ("failed: " if not r["loaded"] else "error: ") + "; ".join(r["errors"])]
        for r in result],
       ["plugin", "version", "hooks", "status"]))
+
+
+@main.command("demo")
+@click.option("--float32", "single", is_flag=True,
+              help="Compute in float32 instead of float64.")
+def demo(single: bool):
+  """Runs the NT paper's section 2.1 example and prints its kernels."""
+  import jax  # pylint: disable=import-outside-toplevel
+  from ntcore import demo as demo_module  # pylint: disable=import-outside-toplevel
+  jax.config.update("jax_enable_x64", not single)
+  demo_module.run(click.echo)
