@@ -1,0 +1,231 @@
+"""Monte Carlo NNGP/NTK: empirical kernels averaged over random initializations.
+
+`K_n = (1/n) sum_s K(theta_s)` with `theta_s ~ init_fn` i.i.d.; its error
+shrinks like `1/sqrt(n)` (central limit theorem). At width `w` the mean
+`E K(theta)` itself differs from the infinite-width kernel by `O(1/w)`.
+
+Samples are drawn the way Neural Tangents draws them, so the same `key`
+gives the same parameters: sample `s` uses the second half of
+`random.split` of the running key (whose first half becomes the next running
+key), split again into an init key and a dropout key (`rng=` of `apply_fn`).
+
+They are computed `_samples_per_chunk` at a time (parameters drawn one
+after another with `lax.map`, kernels evaluated together with `vmap`)
+inside one jitted `fori_loop` that keeps only a running sum, so memory does
+not grow with `n_samples`, and a generator of several estimates compiles
+once.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import numbers
+from typing import Any, Callable, Iterable, Optional, Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax, random
+
+from nt_montecarlo import _get, _jit
+from nt_montecarlo._axes import Axes
+from nt_montecarlo.empirical import empirical_nngp_fn
+from nt_montecarlo.errors import EstimatorArgumentError
+from nt_montecarlo.implementation import (DEFAULT_NTK_IMPLEMENTATION,
+                                          NtkImplementation)
+from nt_montecarlo.ntk import empirical_ntk_fn
+
+PyTree = Any
+
+DEFAULT_SAMPLES_PER_CHUNK = 8
+"""Samples evaluated at once by `vmap`: memory grows linearly with it."""
+
+
+def monte_carlo_kernel_fn(
+    init_fn: Callable[..., Any],
+    apply_fn: Callable[..., PyTree],
+    key: jax.Array,
+    n_samples: Union[int, Iterable[int]],
+    batch_size: int = 0,
+    device_count: int = -1,
+    store_on_device: bool = True,
+    trace_axes: Axes = (-1,),
+    diagonal_axes: Axes = (),
+    vmap_axes: Any = None,
+    implementation: Union[int, NtkImplementation] = DEFAULT_NTK_IMPLEMENTATION,
+    _j_rules: bool = True,
+    _s_rules: bool = True,
+    _fwd: Optional[bool] = None,
+    *,
+    _samples_per_chunk: Optional[int] = None,
+) -> Callable[..., Any]:
+  """Returns `kernel_fn(x1, x2=None, get=None, **apply_fn_kwargs)`: MC kernels.
+
+  Averages the empirical NNGP/NTK (`empirical_kernel_fn`) of `apply_fn` over
+  `n_samples` parameter draws from `init_fn`. The returned function is
+  jitted internally; don't wrap it in `jax.jit` or `nt.batch`.
+
+  Args:
+    init_fn: `init_fn(key, input_shape) -> (output_shape, params)`.
+    apply_fn: `apply_fn(params, x, **kwargs)`. It also receives `rng=` (a
+      fresh key per sample, e.g. for Dropout) when its signature takes `rng`
+      or `**kwargs`.
+    key: the PRNG key all samples are drawn from.
+    n_samples: an int `n` (return the estimate from `n` samples), or an
+      iterable of positive ints (return a generator yielding the estimate
+      from `n` samples for each `n`, in increasing order, reusing the
+      samples of the smaller `n`).
+    batch_size: NT's input batching. Accepted but not used yet (batching
+      arrives with `ntcore.parallel`); the whole `x1 x x2` kernel is
+      computed at once.
+    device_count: NT's multi-device parallelism. Accepted, not used yet.
+    store_on_device: NT's host offloading. Accepted, not used yet.
+    trace_axes: output axes summed over (divided by their size).
+    diagonal_axes: output axes of which only the diagonal is kept.
+    vmap_axes: NTK only; see `empirical_ntk_fn`.
+    implementation: NTK only; see `empirical_ntk_fn`
+      (`STRUCTURED_DERIVATIVES` and `AUTO` currently compute a Jacobian
+      contraction).
+    _j_rules, _s_rules, _fwd: accepted for NT compatibility, unused.
+    _samples_per_chunk: ntcore extension: samples evaluated at once with
+      `vmap` (default `min(max(n_samples), 8)`); lower it if memory is
+      short. Does not change the result beyond round-off.
+
+  Returns:
+    `kernel_fn(x1, x2=None, get=None, **apply_fn_kwargs)`. `get` as in
+    `empirical_kernel_fn` (a tuple or None gives a `MonteCarloKernel`
+    namedtuple); shapes as in `empirical_ntk_fn`, e.g. `(N1, N2)` for the
+    default `trace_axes`. A generator of those when `n_samples` is not an
+    int.
+
+  Raises:
+    EstimatorArgumentError: bad `n_samples`, `implementation` or
+      `_samples_per_chunk`; `kernel_fn` raises it for a bad `get`, for
+      `rng=` (drawn per sample here), and for an `apply_fn` keyword that is
+      neither an array nor hashable.
+  """
+  counts, as_generator = _canonical_n_samples(n_samples)
+  del batch_size, device_count, store_on_device  # Not used yet (see above).
+  chunk = (min(counts[-1], DEFAULT_SAMPLES_PER_CHUNK)
+           if _samples_per_chunk is None else _samples_per_chunk)
+  if (not isinstance(chunk, numbers.Integral) or isinstance(chunk, bool)
+      or chunk < 1):
+    raise EstimatorArgumentError(
+        f"_samples_per_chunk={_samples_per_chunk!r}; pass a positive int "
+        f"(or None for the default).")
+  n_chunks = -(-counts[-1] // chunk)
+  kernel_fns = {
+      "nngp": empirical_nngp_fn(apply_fn, trace_axes, diagonal_axes),
+      "ntk": empirical_ntk_fn(apply_fn, trace_axes, diagonal_axes, vmap_axes,
+                              implementation, _j_rules, _s_rules, _fwd),
+  }
+  pass_rng = _accepts_rng(apply_fn)
+
+  def draw(sample_key, x1):
+    init_key, dropout_key = random.split(sample_key)
+    _, params = init_fn(init_key, jax.tree_util.tree_map(jnp.shape, x1))
+    return params, dropout_key
+
+  def kernels(params, dropout_key, x1, x2, names, kwargs):
+    if pass_rng:
+      kwargs = dict(kwargs, rng=dropout_key)
+    return {g: kernel_fns[g](x1, x2, params, **kwargs) for g in names}
+
+  @functools.partial(jax.jit, static_argnames=("names", "static_kwargs"))
+  def running_sum(previous, start, stop, x1, x2, dynamic_kwargs, names,
+                  static_kwargs):
+    """`previous` plus the kernels of samples `start <= s < stop`, and the
+    mean of samples `0 <= s < stop`."""
+    kwargs = dict(static_kwargs, **dynamic_kwargs)
+    keys = _sample_keys(key, n_chunks * chunk)
+    keys = keys.reshape((n_chunks, chunk) + keys.shape[1:])
+
+    def chunk_kernels(chunk_keys):
+      # Parameters are drawn one by one (`lax.map`): a `vmap`ped PRNG
+      # compiles about twice as slowly, and drawing is cheap next to kernels.
+      params, dropout_keys = lax.map(lambda k: draw(k, x1), chunk_keys)
+      return jax.vmap(lambda p, k: kernels(p, k, x1, x2, names, kwargs))(
+          params, dropout_keys)
+
+    def body(i, total):
+      index = i * chunk + jnp.arange(chunk)
+      keep = (index >= start) & (index < stop)
+
+      def add(t, k):
+        keep_k = keep.reshape((chunk,) + (1,) * (k.ndim - 1))
+        return t + jnp.sum(jnp.where(keep_k, k, jnp.zeros((), k.dtype)), 0)
+
+      return jax.tree_util.tree_map(add, total, chunk_kernels(keys[i]))
+
+    total = lax.fori_loop(start // chunk, (stop + chunk - 1) // chunk, body,
+                          previous)
+    return total, jax.tree_util.tree_map(lambda t: t / stop, total)
+
+  def estimates(x1, x2, names, single, dynamic, static):
+    # Zeros made on the host, so that the first call compiles the same
+    # function as the later ones.
+    kwargs = dict(static, **dynamic)
+    shapes = jax.eval_shape(
+        lambda k: kernels(*draw(k, x1), x1, x2, names, kwargs), key)
+    total = jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype),
+                                   shapes)
+    done = 0
+    for n in counts:
+      total, mean = running_sum(total, done, n, x1, x2, dynamic, names,
+                                static)
+      done = n
+      yield _get.package(mean, names, single, "MonteCarloKernel")
+
+  def kernel_fn(x1: PyTree, x2: Optional[PyTree] = None, get: _get.Get = None,
+                **apply_fn_kwargs) -> Any:
+    """Monte Carlo estimate of the kernels; see `monte_carlo_kernel_fn`."""
+    names, single = _get.canonical_get(get)
+    if pass_rng and "rng" in apply_fn_kwargs:
+      raise EstimatorArgumentError(
+          "monte_carlo_kernel_fn draws a fresh rng= for apply_fn from its "
+          "key for every sample; don't pass rng= to kernel_fn (change `key` "
+          "to change the samples).")
+    dynamic, static = _jit.partition_kwargs(apply_fn_kwargs)
+    out = estimates(x1, x2, names, single, dynamic, static)
+    return out if as_generator else next(out)
+
+  return kernel_fn
+
+
+def _canonical_n_samples(n_samples) -> tuple[tuple[int, ...], bool]:
+  """`(sorted distinct counts, whether to return a generator)`."""
+  def is_count(n):
+    return (isinstance(n, numbers.Integral) and not isinstance(n, bool)
+            and n > 0)
+
+  if isinstance(n_samples, numbers.Integral) and not isinstance(
+      n_samples, bool):
+    counts, as_generator = [n_samples], False
+  else:
+    try:
+      counts, as_generator = list(n_samples), True
+    except TypeError:
+      counts, as_generator = None, True
+  if not counts or not all(is_count(n) for n in counts):
+    raise EstimatorArgumentError(
+        f"n_samples={n_samples!r}; pass a positive int, or an iterable of "
+        f"positive ints (e.g. [1, 10, 100]) to get a generator of estimates.")
+  return tuple(sorted({int(n) for n in counts})), as_generator
+
+
+def _sample_keys(key, n: int):
+  """NT's key stream: `key, sample_key = split(key)`, `n` times."""
+  def step(k, _):
+    k, sample_key = random.split(k)
+    return k, sample_key
+  return lax.scan(step, key, length=n)[1]
+
+
+def _accepts_rng(fn: Callable) -> bool:
+  """Whether `fn` can take `rng=` (NT passes it to every `apply_fn`)."""
+  try:
+    parameters = inspect.signature(fn).parameters.values()
+  except (TypeError, ValueError):
+    return True
+  return any(p.kind is p.VAR_KEYWORD or p.name == "rng" for p in parameters)
