@@ -100,10 +100,16 @@ def inputs_to_kernel(x1, x2, *, diagonal_batch: bool, diagonal_spatial: bool,
 
   z1, mask1 = prepare(x1)
   z2, mask2 = prepare(x2)
-  cov1 = covariance(z1, z1, diagonal_batch, diagonal_spatial)
+  nngp = covariance(z1, z1 if z2 is None else z2, False, diagonal_spatial)
+  if z2 is None:
+    # cov1 is exactly the batch diagonal of nngp: computing it separately
+    # would differ by a few ulps, which kernels steep at correlation +-1
+    # (Sign, Step) amplify to ~1e-8.
+    cov1 = jnp.moveaxis(jnp.diagonal(nngp, 0, 0, 1), -1, 0) if diagonal_batch else nngp
+  else:
+    cov1 = covariance(z1, z1, diagonal_batch, diagonal_spatial)
   cov2 = None if z2 is None else covariance(z2, z2, diagonal_batch,
                                             diagonal_spatial)
-  nngp = covariance(z1, z1 if z2 is None else z2, False, diagonal_spatial)
   ntk = jnp.zeros((), nngp.dtype) if compute_ntk else None
   return Kernel(nngp=nngp, ntk=ntk, cov1=cov1, cov2=cov2, mask1=mask1,
                 mask2=mask2, x1_is_x2=x2 is None, is_gaussian=False,

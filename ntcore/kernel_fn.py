@@ -163,7 +163,9 @@ class LeafKernelFn(KernelFn):
     if self.requires.gaussian_input:
       for ki in (k if isinstance(k, (list, tuple)) else [k]):
         if not ki.is_gaussian:
-          prev = "the raw inputs" if ki.is_input else f"the previous layer ({previous})"
+          prev = ("it receives the raw inputs, which are not Gaussian"
+                  if ki.is_input else f"the previous layer ({previous}) "
+                  f"outputs a non-Gaussian one")
           raise KernelRequirementError(NOT_GAUSSIAN.format(
               layer=self.name, previous=prev))
     for ki in (k if isinstance(k, (list, tuple)) else [k]):

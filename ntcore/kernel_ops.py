@@ -94,8 +94,21 @@ def elementwise(k: Kernel, fn: DualFn,
     va, vb = pair(var, var, ds, one_batch_axis=db)
     return fn(cov, va, vb, None)[0]
 
-  return k.replace(nngp=nngp, ntk=ntk, cov1=own(k.cov1, var1),
-                   cov2=own(k.cov2, var2), is_gaussian=False)
+  cov1 = own(k.cov1, var1)
+  if k.x1_is_x2:
+    # The same-example entries of nngp are the variances in cov1: take them
+    # from the diagonal formula, which is exact where the general one loses
+    # half the digits (duals of ReLU-like maps have a square-root
+    # singularity at correlation 1, so round-off eps becomes sqrt(eps)).
+    nngp = cov1 if not db else set_batch_diagonal(nngp, cov1)
+  return k.replace(nngp=nngp, ntk=ntk, cov1=cov1, cov2=own(k.cov2, var2),
+                   is_gaussian=False)
+
+
+def set_batch_diagonal(mat: Array, diag: Array) -> Array:
+  """`mat[i, i, ...] = diag[i, ...]` for `mat: (n, n, ...)`, `diag: (n, ...)`."""
+  idx = jnp.arange(mat.shape[0])
+  return mat.at[idx, idx].set(diag)
 
 
 def safe_sqrt(x: Array) -> Array:

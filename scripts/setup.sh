@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Creates .venv (if missing) and installs the core and every plugin, editable,
-# with their test extras. Safe to run again: it only updates what changed.
+# Creates .venv (if missing) and installs the core (with its test extra) and
+# every plugin, editable. Safe to run again: it only updates what changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
