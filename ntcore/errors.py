@@ -39,6 +39,14 @@ class SingularKernelError(NtcoreError, ValueError):
   """A kernel matrix that cannot be factorized in the working precision."""
 
 
+class OdeSolverNotInstalledError(NtcoreError, LookupError):
+  """`predict.gradient_descent` asked for an ODE solver no plugin registers."""
+
+
+class PredictArgumentError(NtcoreError, ValueError):
+  """Arguments of a `predict_fn` that do not fit together (times, outputs)."""
+
+
 INSTALL_HINT = "pip install -e plugins/{package}"
 
 NOT_INSTALLED = (
@@ -58,8 +66,23 @@ CLASH = (
 )
 
 NOT_GAUSSIAN = (
-    "{layer} needs a Gaussian input kernel, but {previous} outputs a "
-    "non-Gaussian one. Put an affine layer (Dense or Conv) between them "
+    "{layer} needs a Gaussian input kernel, but {previous}. Put an affine "
+    "layer (Dense or Conv) before {layer} "
     "(NT paper section 3: a nonlinearity's kernel is an expectation over "
     "Gaussian pre-activations)."
+)
+
+ODE_SOLVER_NOT_INSTALLED = (
+    "predict.gradient_descent: ODE solver {name!r}{default} is not installed.\n"
+    "  Installed ODE solvers: {installed}.{suggest}\n"
+    "  The standard solvers ({standard}) come with the {dist} plugin:  "
+    "{install}\n"
+    "  Or pass your own object following ntcore.dynamics.OdeSolver as solver=."
+)
+
+ODE_INFINITE_TIME = (
+    "predict.gradient_descent cannot integrate to t={t}: an ODE solver only "
+    "reaches finite times (NT's odeint never returns here). Pass finite "
+    "times; for MSE loss, predict.gradient_descent_mse(...)(t=None) gives "
+    "the t = inf limit in closed form."
 )
