@@ -36,6 +36,12 @@ def test_demo_prints_kernels_equal_to_the_written_out_recursion():
   np.testing.assert_allclose(out["nngp"], nngp, rtol=1e-12)
   np.testing.assert_allclose(out["ntk"], ntk, rtol=1e-12)
   assert f"{nngp[0, 0]:.4f}" in result.output
+  # Test points 0, 2, 4, 6, 8 are the training points: the NTK-GP posterior
+  # (diag_reg 1e-4) interpolates them with a near-zero variance.
+  at_train = out["x_test"][::2]
+  np.testing.assert_allclose(at_train, out["x"], rtol=1e-12)
+  np.testing.assert_allclose(out["mean"][::2], np.sin(at_train), atol=1e-3)
+  assert np.all(out["std"][::2] < 1e-2) and np.all(out["std"][1::2] > 1e-2)
 
 
 def test_readme_example_interpolates_the_training_data():
