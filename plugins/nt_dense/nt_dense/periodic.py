@@ -36,14 +36,15 @@ def _cosh_sinh(x, y):
 
 
 def _sin_dual(a: float, b: float, sin2: float, cos2: float):
-  """Dual of `a sin(b x + phase)`, given `sin2 = sin(phase)^2`, `cos2 = cos^2`."""
+  """Dual of `a sin(b x + phase)`; `sin2`, `cos2`: `sin(phase)^2`, `cos^2`."""
   b2 = b ** 2
 
   def fn(cov, var_a, var_b, ntk):
     ch, sh = _cosh_sinh(b2 * (var_a + var_b) / 2, b2 * cov)
     out = a ** 2 * (sin2 * ch + cos2 * sh)
-    return out, None if ntk is None else ntk * (a ** 2 * b2 * (sin2 * sh +
-                                                              cos2 * ch))
+    if ntk is None:
+      return out, None
+    return out, ntk * (a ** 2 * b2 * (sin2 * sh + cos2 * ch))
 
   def diag(var):
     m = -jnp.expm1(-2 * b2 * var)
@@ -70,13 +71,14 @@ def Sin(a: float = 1., b: float = 1., c: float = 0.):
     b: input scale.
     c: input phase shift.
 
-  Kernel: with `s = b^2 (q1 + q2) / 2` and `y = b^2 c_{12}`,
+  Kernel: for input variances `q1, q2` and covariance `q12` (`c` is the
+  phase here), with `s = b^2 (q1 + q2) / 2` and `y = b^2 q12`,
   `nngp' = a^2 exp(-s) (sin^2(c) cosh(y) + cos^2(c) sinh(y))` — the same as
   `a^2 / 2 (exp(y - s) - cos(2 c) exp(-y - s))` without its cancellation —
   and `ntk' = ntk a^2 b^2 exp(-s) (sin^2(c) sinh(y) + cos^2(c) cosh(y))`.
   """
-  return _sin_layer("Sin", a, b, np.sin(c) ** 2, np.cos(c) ** 2,
-                    lambda x: a * jnp.sin(b * x + c))
+  sin2, cos2 = float(np.sin(c) ** 2), float(np.cos(c) ** 2)
+  return _sin_layer("Sin", a, b, sin2, cos2, lambda x: a * jnp.sin(b * x + c))
 
 
 def Cos(a: float = 1., b: float = 1., c: float = 0.):
@@ -85,12 +87,12 @@ def Cos(a: float = 1., b: float = 1., c: float = 0.):
   The phase's `sin^2` and `cos^2` are taken as `cos(c)^2` and `sin(c)^2`
   exactly, rather than through the rounded `c + pi / 2`.
   """
-  return _sin_layer("Cos", a, b, np.cos(c) ** 2, np.sin(c) ** 2,
-                    lambda x: a * jnp.cos(b * x + c))
+  sin2, cos2 = float(np.cos(c) ** 2), float(np.sin(c) ** 2)
+  return _sin_layer("Cos", a, b, sin2, cos2, lambda x: a * jnp.cos(b * x + c))
 
 
 def Rbf(gamma: float = 1.0):
-  """Random Fourier features of the RBF kernel: `sqrt(2) sin(sqrt(2 gamma) x + pi/4)`.
+  """`sqrt(2) sin(sqrt(2 gamma) x + pi / 4)`, whose NNGP is the RBF kernel.
 
   Args:
     gamma: inverse squared length scale, `gamma = 1 / (2 l^2)`.
@@ -109,10 +111,10 @@ def Rbf(gamma: float = 1.0):
     del kwargs
     return kernel_ops.elementwise(k, dual, jnp.ones_like)
 
-  scale = np.sqrt(2 * gamma)
+  # Python floats keep the input's dtype (NumPy scalars would promote it).
+  scale, root2 = float(np.sqrt(2 * gamma)), float(np.sqrt(2))
   return elementwise_layer(
-      "Rbf", lambda x: np.sqrt(2) * jnp.sin(scale * x + np.pi / 4), rule,
-      _REMASK)
+      "Rbf", lambda x: root2 * jnp.sin(scale * x + np.pi / 4), rule, _REMASK)
 
 
 def _gabor_dual():
@@ -120,8 +122,8 @@ def _gabor_dual():
     s = var_a + var_b
     delta = 4 * (var_a * var_b - cov ** 2)
     det = 1 + 2 * s + delta  # det(I + 2 S)
-    # (E_minus - E_plus) / (2 sqrt(det)), E_pm = exp(-(s + delta +- 2c) / (2 det)),
-    # written with the larger exponential factored out and expm1 for the rest.
+    # (E- - E+) / (2 sqrt(det)), E+- = exp(-(s + delta +- 2c) / (2 det)),
+    # with the larger exponential factored out and expm1 for the rest.
     big = jnp.exp(-(s + delta - 2 * jnp.abs(cov)) / (2 * det))
     out = jnp.sign(cov) * big * -jnp.expm1(-2 * jnp.abs(cov) / det) / (
         2 * jnp.sqrt(det))
@@ -147,8 +149,8 @@ def Gabor():
   `det = det(I + 2 S) = 1 + 2 s + delta`,
   `nngp' = (exp(-(s + delta - 2 c) / (2 det)) - exp(-(s + delta + 2 c) /
   (2 det))) / (2 sqrt(det))`; `ntk'` multiplies `ntk` by its `c`-derivative,
-  `(E+ (1 - 4c) det - 4c (1 + s - 2c)) + E- ((1 + 4c) det + 4c (1 + s + 2c)))
-  / (2 det^(5/2))` with `E+-` the two exponentials.
+  `(E+ ((1 - 4c) det - 4c (1 + s - 2c)) + E- ((1 + 4c) det + 4c (1 + s +
+  2c))) / (2 det^(5/2))`, `E+-` the exponentials with `+-2c`.
   """
   fn, diag = _gabor_dual()
 

@@ -3,6 +3,8 @@
 from ntcore.registry import LayerSpec, hookimpl
 
 from nt_dense import dense, rectified
+from nt_dense import exponential, periodic, sigmoidal, sign
+from nt_dense import custom, dropout, normalization, numerical, polynomial
 
 
 @hookimpl
@@ -13,4 +15,28 @@ def register_layers():
       LayerSpec("Relu", rectified.Relu),
       LayerSpec("LeakyRelu", rectified.LeakyRelu),
       LayerSpec("Abs", rectified.Abs),
+      LayerSpec("Erf", sigmoidal.Erf),
+      LayerSpec("Sigmoid_like", sigmoidal.Sigmoid_like),
+      LayerSpec("Gelu", sigmoidal.Gelu),
+      LayerSpec("Sin", periodic.Sin),
+      LayerSpec("Cos", periodic.Cos),
+      LayerSpec("Rbf", periodic.Rbf),
+      LayerSpec("Gabor", periodic.Gabor),
+      LayerSpec("Exp", exponential.Exp),
+      LayerSpec("ExpNormalized", exponential.ExpNormalized),
+      LayerSpec("Gaussian", exponential.Gaussian),
+      LayerSpec("Sign", sign.Sign),
+      LayerSpec("Monomial", polynomial.Monomial),
+      LayerSpec("RectifiedMonomial", polynomial.RectifiedMonomial),
+      LayerSpec("Polynomial", polynomial.Polynomial),
+      LayerSpec("Hermite", polynomial.Hermite),
+      LayerSpec("Elementwise", custom.Elementwise),
+      LayerSpec("ElementwiseNumerical", custom.ElementwiseNumerical,
+                kernel="numerical"),
+      LayerSpec("Tanh", numerical.Tanh, kernel="numerical"),
+      LayerSpec("Sigmoid", numerical.Sigmoid, kernel="numerical"),
+      LayerSpec("Softplus", numerical.Softplus, kernel="numerical"),
+      LayerSpec("Swish", numerical.Swish, kernel="numerical"),
+      LayerSpec("LayerNorm", normalization.LayerNorm),
+      LayerSpec("Dropout", dropout.Dropout),
   ]

@@ -46,7 +46,8 @@ def _erf_dual(a: float, b: float, c: float):
   def fn(cov, var_a, var_b, ntk):
     # (1 + 2 b^2 q1)(1 + 2 b^2 q2) - 4 b^4 c^2, expanded so that the x1 == x2
     # diagonal (c^2 = q1 q2) keeps the exact `1 + 2 b^2 (q1 + q2)` part.
-    det = 1 + 2 * b2 * (var_a + var_b) + 4 * b2 ** 2 * (var_a * var_b - cov ** 2)
+    det = (1 + 2 * b2 * (var_a + var_b)
+           + 4 * b2 ** 2 * (var_a * var_b - cov ** 2))
     root = kernel_ops.safe_sqrt(det)
     out = a ** 2 * (2 / np.pi) * jnp.arctan2(2 * b2 * cov, root) + c ** 2
     if ntk is None:
