@@ -39,13 +39,18 @@ def _same(a, b) -> bool:
   return tuple(a) == tuple(b)
 
 
-def _positions(mask, batch_axis, channel_axis):
-  """`(n, <spatial>)` boolean: a position is masked if all its channels are."""
+def _positions(mask, batch_axis, channel_axis, is_reversed=False):
+  """`(n, <spatial>)` boolean: a position is masked if all its channels are.
+
+  Spatial axes in the kernel's order (reversed when `is_reversed`).
+  """
   if mask is None:
     return None
   mask = jnp.all(mask, axis=channel_axis, keepdims=True)
-  mask = jnp.moveaxis(mask, (batch_axis, channel_axis), (0, -1))
-  return mask[..., 0]
+  mask = jnp.moveaxis(mask, (batch_axis, channel_axis), (0, -1))[..., 0]
+  if is_reversed and mask.ndim > 2:
+    mask = jnp.transpose(mask, (0,) + tuple(range(mask.ndim - 1, 0, -1)))
+  return mask
 
 
 def _pair(pa, pb, diagonal_spatial: bool, same_batch: bool):
@@ -68,8 +73,8 @@ def remask(k):
   """Zeroes every covariance entry that involves a masked position."""
   if k.mask1 is None and k.mask2 is None:
     return k
-  p1 = _positions(k.mask1, k.batch_axis, k.channel_axis)
-  p2 = _positions(k.mask2, k.batch_axis, k.channel_axis)
+  p1 = _positions(k.mask1, k.batch_axis, k.channel_axis, k.is_reversed)
+  p2 = _positions(k.mask2, k.batch_axis, k.channel_axis, k.is_reversed)
   if p1 is None:
     p1 = jnp.zeros((k.shape1[k.batch_axis],) + p2.shape[1:], bool)
   if p2 is None:

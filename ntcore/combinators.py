@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax, random
 
+from ntcore.kernel_ops import reverse_spatial
 from ntcore.errors import KernelRequirementError, ShapeError
 from ntcore.kernel_fn import KernelFn
 from ntcore.layer import Layer, make_layer
@@ -192,6 +193,13 @@ def _same_shapes(name):
   return combine
 
 
+def _same_order(ks):
+  """Branch kernels in one spatial order: the majority's, natural on a tie (NT)."""
+  rev = sum(k.is_reversed for k in ks) > len(ks) / 2
+  return [k if k.is_reversed == rev else reverse_spatial(k)
+          for k in ks]
+
+
 def _sum(ms):
   if any(m is None for m in ms):
     return None
@@ -213,6 +221,7 @@ def FanInSum() -> Layer:  # pylint: disable=invalid-name
 
   def rule(ks, **kwargs):
     del kwargs
+    ks = _same_order(ks)
     return ks[0].replace(nngp=_sum([k.nngp for k in ks]),
                          ntk=_sum([k.ntk for k in ks]),
                          cov1=_sum([k.cov1 for k in ks]),
@@ -238,6 +247,7 @@ def FanInProd() -> Layer:  # pylint: disable=invalid-name
 
   def rule(ks, **kwargs):
     del kwargs
+    ks = _same_order(ks)
     ntk = None
     if all(k.ntk is not None for k in ks):
       ntk = _sum([ks[i].ntk * prod([k.nngp for j, k in enumerate(ks) if j != i])
@@ -269,6 +279,7 @@ def FanInConcat(axis: int = -1) -> Layer:  # pylint: disable=invalid-name
 
   def rule(ks, **kwargs):
     del kwargs
+    ks = _same_order(ks)
     ax = axis % len(ks[0].shape1)
     if ax != ks[0].channel_axis:
       raise KernelRequirementError(

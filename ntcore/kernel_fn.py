@@ -17,13 +17,12 @@ import functools
 from typing import Any, Optional, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ntcore import _inputs, _masking
 from ntcore.errors import KernelRequirementError, NOT_GAUSSIAN
 from ntcore.kernel import Kernel
-from ntcore.layer import Diag, Requirements
+from ntcore.layer import FULL_UNLESS_ZERO, Diag, Requirements
 
 _AXES = ("batch", "spatial")
 _KERNEL_FIELDS = ("nngp", "ntk", "cov1", "cov2")
@@ -110,6 +109,10 @@ class KernelFn:
     # variances only (cov1 diagonal in the batch), as in NT.
     default = axis == "batch"
     full_out = not (default if asked is None else asked)
+    if asked is None and axis == "spatial":
+      # As in NT: the output is diagonal by default only where a layer
+      # (ConvLocal) makes its off-diagonal blocks zero.
+      full_out = FULL_UNLESS_ZERO
     full_in = self.needs_full(axis, full_out)
     if asked and full_in:
       raise KernelRequirementError(
@@ -245,9 +248,8 @@ def _unfreeze(shape):
 
 
 def _finalize(k: Kernel) -> Kernel:
-  """Broadcasts a still-scalar NTK (no parameters met yet) to `nngp`'s shape."""
-  if k.ntk is not None and k.ntk.shape != k.nngp.shape:
-    return k.replace(ntk=jnp.broadcast_to(k.ntk, k.nngp.shape))
+  """The output kernel. A network without parameters keeps its NTK a 0-d zero,
+  as NT returns it (`Flatten()` alone: `ntk.shape == ()`)."""
   return k
 
 

@@ -114,3 +114,28 @@ def set_batch_diagonal(mat: Array, diag: Array) -> Array:
 def safe_sqrt(x: Array) -> Array:
   """`sqrt(max(x, 0))`: clips round-off negatives of variances to zero."""
   return jnp.sqrt(jnp.maximum(x, 0))
+
+
+def reverse_spatial(k: Kernel) -> Kernel:
+  """`k` with its spatial axis groups stored in the other order.
+
+  Flips `is_reversed` and transposes every array to match (NT's
+  `Kernel.reverse`). Convolutions over full spatial covariances leave their
+  output reversed, as NT does; layers combining several kernels (FanInSum)
+  use this to bring them to one order.
+  """
+  n = k.n_spatial
+  group = 1 if k.diagonal_spatial else 2
+
+  def rev(m, batch_ndim):
+    if m is None or m.ndim == 0 or n < 2:
+      return m
+    order = list(range(batch_ndim)) + [
+        batch_ndim + group * i + j for i in reversed(range(n))
+        for j in range(group)]
+    return jnp.transpose(m, order)
+
+  cb = 1 if k.diagonal_batch else 2
+  return k.replace(nngp=rev(k.nngp, 2), ntk=rev(k.ntk, 2),
+                   cov1=rev(k.cov1, cb), cov2=rev(k.cov2, cb),
+                   is_reversed=not k.is_reversed)

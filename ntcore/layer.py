@@ -53,6 +53,13 @@ class MaskFn(Protocol):
     ...
 
 
+FULL_UNLESS_ZERO = "full_unless_zero"
+"""A need between diagonal and full (NT's `Bool.MAYBE`): full blocks, unless
+the layer before outputs exactly zero off-diagonal blocks (ConvLocal), whose
+diagonal then says everything. Truthy, so a check for "full?" reads it as full.
+"""
+
+
 class Diag(enum.Enum):
   """How a layer's rule treats an axis along which blocks may be skipped.
 
@@ -69,12 +76,26 @@ class Diag(enum.Enum):
   """The output has no such axis and reads only diagonal blocks (Flatten)."""
   REMOVES_FULL = "removes_full"
   """The output has no such axis and reads off-diagonal blocks (GlobalAvgPool)."""
+  ZEROES_OFF_DIAGONAL = "zeroes_off_diagonal"
+  """Off-diagonal output blocks are exactly zero, so only diagonal input blocks
+  are read (ConvLocal); the output stays diagonal unless a later layer needs
+  its off-diagonal blocks even where they are zero."""
 
-  def needs_full_input(self, full_output_needed: bool) -> bool:
-    """Whether the input must be full, given whether the output must be."""
+  def needs_full_input(self, full_output_needed):
+    """Whether the input must be full, given whether the output must be.
+
+    Both are True, False or `FULL_UNLESS_ZERO` (what pooling asks: a
+    diagonal input is enough if its off-diagonal blocks are zero).
+    """
     if self is Diag.PRESERVES:
-      return full_output_needed
-    return self in (Diag.NEEDS_FULL, Diag.REMOVES_FULL)
+      return bool(full_output_needed)
+    if self is Diag.ZEROES_OFF_DIAGONAL:
+      return full_output_needed is True
+    if self is Diag.NEEDS_FULL:
+      return True if full_output_needed else FULL_UNLESS_ZERO
+    if self is Diag.REMOVES_FULL:
+      return FULL_UNLESS_ZERO
+    return False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,11 +15,8 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CHECKER = ROOT.parent / "shared" / "conformance" / "check_conformance.py"
 
-# Families not built yet: convolution and pooling (nt-conv), attention and
-# graphs (nt-attention), and ntcore.batch.
-NOT_YET = ("conv", "pool", "flatten", "layernorm_img", "attn", "mask_conv",
-           "aggregate", "dotgeneral", "image_resize", "myrtle", "batch_",
-           "shape_wrn")
+# Families not built yet: attention and graphs (nt-attention), ntcore.batch.
+NOT_YET = ("attn", "aggregate", "batch_")
 
 
 @pytest.fixture(scope="module")

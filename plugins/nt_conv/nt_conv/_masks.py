@@ -1,0 +1,51 @@
+"""Masks of finite activations through window layers, and their kernel layout.
+
+A mask has the shape of the activations (its channel axis may have size 1);
+True marks padding. A window layer's output position is padding iff the
+input position at its window's centre is (NT's convention), so masks are
+subsampled, never pooled.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import jax.numpy as jnp
+from jax import lax
+
+from ntcore import Kernel
+
+
+def check_channel_mask(mask, channel_axis: int, layer: str) -> None:
+  """Pooling takes one mask per position, not per channel (as NT)."""
+  if mask.shape[channel_axis] != 1:
+    raise NotImplementedError(
+        f"{layer} got a mask that differs between channels (mask shape "
+        f"{tuple(mask.shape)}); pooling supports only masks shared by all "
+        f"channels of a position. Mask whole positions (all channels equal "
+        f"to mask_constant).")
+
+
+def subsample(mask, axes: Sequence[int], window: Sequence[int],
+              strides: Sequence[int], lo: Sequence[int], out: Sequence[int]):
+  """Keeps, for each output position, the mask at its window's centre."""
+  start, limit, step = [0] * mask.ndim, list(mask.shape), [1] * mask.ndim
+  for a, f, s, l, o in zip(axes, window, strides, lo, out):
+    start[a] = -l + (f - 1) // 2
+    limit[a] = start[a] + (o - 1) * s + 1
+    step[a] = s
+  return lax.slice(mask, start, limit, step)
+
+
+def positions(mask, k: Kernel) -> Optional[jnp.ndarray]:
+  """`(n, <spatial>)`: True where every channel of a position is masked.
+
+  Spatial axes in the kernel's stored order (reversed if `k.is_reversed`).
+  """
+  if mask is None:
+    return None
+  mask = jnp.all(mask, axis=k.channel_axis, keepdims=True)
+  mask = jnp.moveaxis(mask, (k.batch_axis, k.channel_axis), (0, -1))[..., 0]
+  if k.is_reversed and mask.ndim > 2:
+    mask = jnp.transpose(mask, (0,) + tuple(range(mask.ndim - 1, 0, -1)))
+  return mask
