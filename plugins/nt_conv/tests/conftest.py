@@ -1,6 +1,13 @@
 """Test setup for nt-conv: float64, strict rank promotion, 2 CPU devices."""
 
+import pathlib
+import sys
+
 import jax
+
+# Test modules share helpers in _exact.py; with --import-mode=importlib the
+# test folder is not on sys.path by itself.
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
 jax.config.update("jax_num_cpu_devices", 2)
 jax.config.update("jax_enable_x64", True)
