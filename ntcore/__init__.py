@@ -16,6 +16,7 @@ from ntcore.kernel import Kernel
 from ntcore.kernel_fn import KernelFn
 from ntcore.layer import (GAUSSIAN_INPUT, Diag, Layer, Requirements,
                           elementwise_layer, make_layer)
+from ntcore.parallel import batch
 from ntcore.registry import get_registry
 
 __version__ = "0.1.0"
@@ -23,7 +24,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Diag", "GAUSSIAN_INPUT", "Kernel", "KernelFn", "KernelRequirementError",
     "Layer", "LayerNameClashError", "LayerNotInstalledError", "NtcoreError",
-    "Requirements", "ShapeError", "elementwise_layer", "get_registry",
+    "Requirements", "ShapeError", "batch", "elementwise_layer", "get_registry",
     "make_layer", "stax",
 ]
 

@@ -86,3 +86,59 @@ ODE_INFINITE_TIME = (
     "times; for MSE loss, predict.gradient_descent_mse(...)(t=None) gives "
     "the t = inf limit in closed form."
 )
+
+
+class NoAnalyticKernelError(NtcoreError, NotImplementedError):
+  """A layer configuration whose infinite-width kernel has no closed form.
+
+  Also a `NotImplementedError`, which is what NT raises in these cases.
+  """
+
+
+NO_ANALYTIC_KERNEL = (
+    "{layer}: {what} has no known closed-form kernel ({why}).\n"
+    "  Either {fix},\n"
+    "  or estimate the kernel by sampling wide finite networks:\n"
+    "    kernel_fn = nt.monte_carlo_kernel_fn(init_fn, apply_fn, key, "
+    "n_samples)  (needs the nt-montecarlo plugin)."
+)
+
+
+class BatchError(NtcoreError, ValueError):
+  """`ntcore.batch` cannot split this computation into blocks."""
+
+
+class BlockStoreError(NtcoreError):
+  """An on-disk block store that cannot be used (unreadable, or written for a
+  different computation)."""
+
+
+class ModelLoadError(NtcoreError, ValueError):
+  """`ntcore kernel MODEL`: MODEL does not name a callable returning a stax
+  triple."""
+
+
+class InputFileError(NtcoreError, ValueError):
+  """`ntcore kernel`: an input file that is missing or not a `.npy` array."""
+
+
+BLOCK_STORE_MISMATCH = (
+    "The block store at {path} was written for a different computation: "
+    "{what} differs (stored {stored}, now {now}).\n"
+    "  Resume only with the same inputs, batch size, get and model, or delete "
+    "{path} (or pass another store path) to start afresh."
+)
+
+
+class PatternError(NtcoreError, ValueError):
+  """A graph `pattern` (for `Aggregate`) of the wrong shape, type or pairing."""
+
+NOT_GAUSSIAN_FAN_IN = (
+    "\n  {fan_in} outputs a Gaussian kernel only if every branch it combines "
+    "does. At least one branch here ends in a nonlinearity (or is the raw "
+    "inputs): the sum of a non-Gaussian and a Gaussian branch is not "
+    "Gaussian, and its second moments do not determine what {layer} does to "
+    "it, so that kernel is not defined. End every branch with an affine "
+    "layer (Dense, Conv, GlobalSelfAttention), or put one between {fan_in} "
+    "and {layer}."
+)

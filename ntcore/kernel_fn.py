@@ -20,7 +20,8 @@ import jax
 import numpy as np
 
 from ntcore import _inputs, _masking
-from ntcore.errors import KernelRequirementError, NOT_GAUSSIAN
+from ntcore.errors import (KernelRequirementError, NOT_GAUSSIAN,
+                           NOT_GAUSSIAN_FAN_IN)
 from ntcore.kernel import Kernel
 from ntcore.layer import FULL_UNLESS_ZERO, Diag, Requirements
 
@@ -101,7 +102,7 @@ class KernelFn:
       return out
     if single:
       return out[0]
-    return collections.namedtuple("Kernel", names)(*out)
+    return _get_tuple(tuple(names))(*out)
 
   def _diagonal(self, axis: str, asked: Optional[bool]) -> bool:
     """Which blocks the input kernel carries along `axis` (True: diagonal)."""
@@ -169,8 +170,11 @@ class LeafKernelFn(KernelFn):
           prev = ("it receives the raw inputs, which are not Gaussian"
                   if ki.is_input else f"the previous layer ({previous}) "
                   f"outputs a non-Gaussian one")
-          raise KernelRequirementError(NOT_GAUSSIAN.format(
-              layer=self.name, previous=prev))
+          message = NOT_GAUSSIAN.format(layer=self.name, previous=prev)
+          if previous in ("FanInSum", "FanInConcat"):
+            message += NOT_GAUSSIAN_FAN_IN.format(fan_in=previous,
+                                                  layer=self.name)
+          raise KernelRequirementError(message)
     for ki in (k if isinstance(k, (list, tuple)) else [k]):
       _check_axes(self, ki)
     out = self.rule(k, **kwargs)
@@ -178,6 +182,13 @@ class LeafKernelFn(KernelFn):
 
   def __repr__(self):
     return f"<kernel_fn of {self.name}>"
+
+
+@functools.lru_cache(maxsize=None)
+def _get_tuple(names: tuple[str, ...]):
+  """One namedtuple class per `get`, so results of two calls are the same
+  pytree type (`jax.tree_util.tree_map` over both works)."""
+  return collections.namedtuple("Kernel", names)
 
 
 def _check_axes(layer: LeafKernelFn, k: Kernel) -> None:

@@ -93,6 +93,18 @@ def test_nonlinearity_dual_closed_form_with_and_without_x2():
   np.testing.assert_allclose(np.diag(k11.nngp), k11.cov1, rtol=1e-13)
 
 
+def test_results_of_two_calls_are_the_same_pytree_type():
+  # `get` as a tuple returns a namedtuple; its class must not change per
+  # call, or tree_map over two results fails on mismatched node types.
+  _, _, kernel_fn = fakes.linear()
+  a = kernel_fn(X1, X2, ("nngp", "ntk"))
+  b = kernel_fn(X1, None, ("nngp", "ntk"))
+  assert type(a) is type(b)
+  assert a._fields == ("nngp", "ntk")
+  diff = jax.tree_util.tree_map(lambda u, v: u.shape[0] - v.shape[0], a, b)
+  assert diff == (0, 0)
+
+
 def _spatial_inputs():
   return rng.normal(size=(2, 3, 4, 5)), rng.normal(size=(3, 3, 4, 5))
 

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax, random
+from ntcore import parallel
 
 from nt_montecarlo import _get, _jit
 from nt_montecarlo._axes import Axes
@@ -64,7 +65,9 @@ def monte_carlo_kernel_fn(
 
   Averages the empirical NNGP/NTK (`empirical_kernel_fn`) of `apply_fn` over
   `n_samples` parameter draws from `init_fn`. The returned function is
-  jitted internally; don't wrap it in `jax.jit` or `nt.batch`.
+  jitted internally; don't wrap it in `jax.jit`. Every block of a batched
+  computation uses the same parameter draws, so batching changes the result
+  only by round-off.
 
   Args:
     init_fn: `init_fn(key, input_shape) -> (output_shape, params)`.
@@ -76,11 +79,14 @@ def monte_carlo_kernel_fn(
       iterable of positive ints (return a generator yielding the estimate
       from `n` samples for each `n`, in increasing order, reusing the
       samples of the smaller `n`).
-    batch_size: NT's input batching. Accepted but not used yet (batching
-      arrives with `ntcore.parallel`); the whole `x1 x x2` kernel is
-      computed at once.
-    device_count: NT's multi-device parallelism. Accepted, not used yet.
-    store_on_device: NT's host offloading. Accepted, not used yet.
+    batch_size: compute the kernel in `batch_size x batch_size` blocks of
+      examples with `ntcore.batch` (any sizes; for `x2=None` only the blocks
+      on and above the diagonal). 0: the whole `x1 x x2` kernel at once.
+    device_count: devices the blocks run on (`ntcore.batch`): -1 all, 0 the
+      default one, `k` the first `k`. Used when `batch_size > 0` or
+      `device_count > 1`; with the defaults one device computes everything.
+    store_on_device: with batching, False keeps the result in host memory
+      (`ntcore.batch`).
     trace_axes: output axes summed over (divided by their size).
     diagonal_axes: output axes of which only the diagonal is kept.
     vmap_axes: NTK only; see `empirical_ntk_fn`.
@@ -106,7 +112,6 @@ def monte_carlo_kernel_fn(
       neither an array nor hashable.
   """
   counts, as_generator = _canonical_n_samples(n_samples)
-  del batch_size, device_count, store_on_device  # Not used yet (see above).
   chunk = (min(counts[-1], DEFAULT_SAMPLES_PER_CHUNK)
            if _samples_per_chunk is None else _samples_per_chunk)
   if (not isinstance(chunk, numbers.Integral) or isinstance(chunk, bool)
@@ -190,6 +195,9 @@ def monte_carlo_kernel_fn(
     out = estimates(x1, x2, names, single, dynamic, static)
     return out if as_generator else next(out)
 
+  if batch_size or device_count > 1:
+    return parallel.batch(kernel_fn, batch_size, device_count,
+                          store_on_device)
   return kernel_fn
 
 

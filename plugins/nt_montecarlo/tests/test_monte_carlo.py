@@ -7,6 +7,7 @@ import pytest
 from jax import random
 
 from ntcore import stax
+from ntcore.errors import BatchError
 from nt_montecarlo import (EstimatorArgumentError, empirical_kernel_fn,
                            empirical_ntk_fn, monte_carlo_kernel_fn)
 
@@ -76,6 +77,29 @@ def test_int_n_samples_and_get(nt_params):
   ntk_fn = empirical_ntk_fn(apply_fn)
   expected = sum(ntk_fn(X1, None, p) for p in nt_params) / 5
   assert_close(ntk, expected)
+
+
+@pytest.mark.slow  # two Monte Carlo compilations, ~8 s
+def test_batch_size_device_count_and_store_on_device_are_used():
+  # Blocks of 2 x 2 examples (ragged: 3 = 2 + 1) use the same samples, so
+  # they agree with the whole kernel to round-off; generators batch too.
+  whole = list(monte_carlo_kernel_fn(init_fn, apply_fn, KEY, [1, 3])(X1))
+  batched = monte_carlo_kernel_fn(init_fn, apply_fn, KEY, [1, 3],
+                                  batch_size=2, device_count=0,
+                                  store_on_device=False)
+  estimates = list(batched(X1))
+  assert batched.last_run == dict(total=3, computed=3, loaded=0)  # 2 + 1
+  assert len(estimates) == 2
+  for est, ref in zip(estimates, whole):
+    assert type(est).__name__ == "MonteCarloKernel"
+    assert est.ntk.devices() == {jax.local_devices(backend="cpu")[0]}
+    for g in ("nngp", "ntk"):
+      assert_close(getattr(est, g), getattr(ref, g))
+  # device_count reaches ntcore.batch (conftest.py makes 2 CPU devices).
+  too_many = monte_carlo_kernel_fn(init_fn, apply_fn, KEY, 3, batch_size=1,
+                                   device_count=3)
+  with pytest.raises(BatchError, match="device_count=3, but only 2"):
+    too_many(X1, X2)
 
 
 @pytest.mark.parametrize("n_samples", [0, -2, 2.5, "10", True, [], [4, 0]])

@@ -1,0 +1,404 @@
+"""`batch`: compute a kernel block by block, on every device, resumably.
+
+`batch(kernel_fn, batch_size)(x1, x2, *args, **kwargs)` returns what
+`kernel_fn(x1, x2, *args, **kwargs)` returns (a `Kernel`, arrays, a
+namedtuple, or a list of them), computed as a grid of
+`batch_size x batch_size` blocks (`_blocks.Grid`), so that the memory of the
+intermediate computation is bounded by the block size, not by the data set
+size (Neural Tangents issue #89). Beyond Neural Tangents' `nt.batch`:
+
+* any `n1`, `n2` (the last block may be short);
+* `x2=None` computes only the blocks on and above the diagonal and mirrors
+  them (`T (T + 1) / 2` of `T^2` blocks);
+* blocks run one per device in rounds (`_devices`), also across the
+  processes of a `jax.distributed` run;
+* `store=` keeps finished blocks on disk (`_store.BlockStore`), so that a
+  killed run resumes and recomputes only the missing blocks;
+* a progress bar on stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import types
+from typing import Any, Callable, Optional, Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ntcore.errors import BatchError
+from ntcore.kernel import Kernel
+from ntcore.kernel_fn import KernelFn
+from ntcore.parallel import (_assemble, _blocks, _devices, _outputs,
+                             _progress, _store, distributed)
+from ntcore.parallel._blocks import Block, Grid
+
+StoreLike = Union[None, str, "os.PathLike", _store.BlockStore]
+
+
+def batch(kernel_fn: Callable[..., Any], batch_size: int = 0,
+          device_count: int = -1, store_on_device: bool = True, *,
+          store: StoreLike = None, progress: Optional[bool] = None
+          ) -> Callable[..., Any]:
+  """Returns `kernel_fn` computed in blocks, over devices, resumably.
+
+  Works for any `kernel_fn(x1, x2=None, *args, **kwargs)` whose outputs are
+  kernels between the examples of `x1` and `x2` (`(n1, n2, ...)`) and
+  per-example quantities (`cov1`, `cov2`): analytic `stax` kernel functions,
+  `nt.empirical_kernel_fn(f)` (`args` are `get, params`) and
+  `nt.monte_carlo_kernel_fn(...)`. Examples must not interact (no
+  `diagonal_batch=False` output).
+
+  Args:
+    kernel_fn: the function to batch; it is called on blocks of `x1` and
+      `x2` cut along the input batch axis.
+    batch_size: examples per block side; each device computes one
+      `batch_size x batch_size` block at a time. Need not divide `n1`, `n2`.
+      0: one block per device (`n1 / devices` rows, all columns).
+    device_count: -1: all devices (all processes' under `jax.distributed`);
+      0: the default device only; `k`: the first `k` local devices.
+    store_on_device: return the result on the default device (True) or
+      keep it in host memory, on the CPU device (False). Blocks are gathered
+      on the host either way, so device memory holds one block at a time.
+    store: a directory (or a `BlockStore`) for finished blocks. A run that
+      finds blocks of the same computation there loads them and computes
+      only the missing ones; a store of a different computation raises
+      `BlockStoreError`. Use one store per computation.
+    progress: draw a progress bar on stderr (blocks done / total, ETA).
+      None: only when stderr is a terminal.
+
+  Returns:
+    `batched(x1_or_kernel, x2=None, *args, **kwargs)` with the same result
+    as `kernel_fn`. A `Kernel` (or list of them) as first argument is passed
+    to `kernel_fn` unbatched. Its attribute `last_run` holds the counts
+    (`total`, `computed`, `loaded` blocks) of the latest call.
+
+  Raises:
+    BatchError: bad `batch_size` / `device_count`, or a kernel that cannot
+      be assembled from blocks.
+    BlockStoreError: `store` holds another computation.
+  """
+  if (not isinstance(batch_size, (int, np.integer)) or isinstance(
+      batch_size, bool) or batch_size < 0):
+    raise BatchError(f"batch_size={batch_size!r}; pass a non-negative int "
+                     f"(0: one block per device).")
+  if (not isinstance(device_count, (int, np.integer)) or isinstance(
+      device_count, bool) or device_count < -1):
+    raise BatchError(f"device_count={device_count!r}; pass -1 (all devices), "
+                     f"0 (the default device) or a positive int.")
+  if store is not None and not isinstance(store, _store.BlockStore):
+    store = _store.BlockStore(store)
+  runners: dict = {}
+
+  @functools.wraps(kernel_fn, assigned=("__module__", "__name__",
+                                        "__qualname__", "__doc__"),
+                   updated=())
+  def batched(x1_or_kernel, x2=None, *args, **kwargs):
+    if _is_kernel_input(x1_or_kernel):
+      return kernel_fn(x1_or_kernel, x2, *args, **kwargs)
+    run = _Run(kernel_fn, int(batch_size), int(device_count),
+               store_on_device, store, progress, runners,
+               x1_or_kernel, x2, args, kwargs)
+    out = run.compute()
+    batched.last_run = run.counts
+    return out
+
+  batched.last_run = None
+  return batched
+
+
+def _is_kernel_input(x) -> bool:
+  if isinstance(x, (list, tuple)):
+    return bool(x) and all(isinstance(k, Kernel) for k in x)
+  return isinstance(x, Kernel)
+
+
+def _is_array(x) -> bool:
+  return isinstance(x, (jax.Array, np.ndarray, np.generic))
+
+
+def _hashable(x) -> bool:
+  try:
+    hash(x)
+  except TypeError:
+    return False
+  return True
+
+
+class _BlockCall:
+  """`kernel_fn` on one block, with the call's other arguments.
+
+  Array leaves of `args`/`kwargs` are passed in as `dynamic` (traced, and
+  replicated on devices); the others are kept here and closed over. Holds
+  no data set, so a cached device runner does not keep one alive.
+  """
+
+  def __init__(self, kernel_fn, args, kwargs):
+    self.kernel_fn = kernel_fn
+    flat, self.treedef = jax.tree_util.tree_flatten((args, kwargs))
+    self.dynamic_index = [k for k, v in enumerate(flat) if _is_array(v)]
+    self.dynamic = [flat[k] for k in self.dynamic_index]
+    for k in self.dynamic_index:
+      flat[k] = None
+    self.flat = flat
+    self.static = tuple((k, v) for k, v in enumerate(flat)
+                        if k not in set(self.dynamic_index))
+    self.as_generator = False
+
+  def arguments(self, dynamic=None):
+    """`(args, kwargs)` with the array leaves filled in."""
+    flat = list(self.flat)
+    for k, v in zip(self.dynamic_index,
+                    self.dynamic if dynamic is None else dynamic):
+      flat[k] = v
+    return jax.tree_util.tree_unflatten(self.treedef, flat)
+
+  def __call__(self, inputs, dynamic):
+    x1, x2, extra = inputs
+    args, kwargs = self.arguments(dynamic)
+    out = self.kernel_fn(x1, x2, *args, **kwargs, **extra)
+    if isinstance(out, types.GeneratorType):
+      # A Monte Carlo generator of estimates: all of them, per block.
+      self.as_generator = True
+      out = tuple(out)
+    return out
+
+
+class _Run:
+  """One call of a batched kernel function."""
+
+  def __init__(self, kernel_fn, batch_size, device_count, store_on_device,
+               store, progress, runners, x1, x2, args, kwargs):
+    self.kernel_fn = kernel_fn
+    self.batch_size = batch_size
+    self.store_on_device = store_on_device
+    self.store = store
+    self.progress = progress
+    self.runners = runners
+    self.symmetric = x2 is None
+    axis = 0
+    if isinstance(kernel_fn, KernelFn):
+      axis = kernel_fn.input_axes()[0] or 0
+    self.x1 = _host(x1, "x1")
+    self.x2 = self.x1 if x2 is None else _host(x2, "x2")
+    self.axis = axis % self.x1.ndim
+    self.n1 = self.x1.shape[self.axis]
+    self.n2 = self.x2.shape[self.axis]
+    self.get = args[0] if args else kwargs.get("get")
+    self.per_example, kwargs = self._split_per_example(kwargs)
+    self.call = _BlockCall(kernel_fn, args, kwargs)
+    self.devices = _devices.select_devices(device_count)
+    self.counts = None
+
+  def _split_per_example(self, kwargs):
+    """NT's per-example keywords: a pair `(v1, v2)` of arrays with `n1` and
+    `n2` leading entries is cut into blocks like `x1` and `x2`."""
+    per_example, rest = {}, {}
+    for key, value in kwargs.items():
+      if (key != "rng" and isinstance(value, tuple) and len(value) == 2
+          and _is_array(value[0])
+          and np.shape(value[0])[:1] == (self.n1,)
+          and (value[1] is None or (_is_array(value[1])
+                                    and np.shape(value[1])[:1] == (self.n2,)))):
+        v1 = np.asarray(value[0])
+        per_example[key] = (v1, v1 if value[1] is None else
+                            np.asarray(value[1]))
+      else:
+        rest[key] = value
+    return per_example, rest
+
+  def block_inputs(self, grid: Grid, block: Block):
+    """`(x1_block, x2_block or None, per-example keywords)`, padded."""
+    rows = grid.rows(block.i)
+    cols = rows if block.diagonal else grid.cols(block.j)
+    size2 = grid.b1 if block.diagonal else grid.b2
+    x1 = _blocks.take_block(self.x1, self.axis, rows, grid.b1)
+    x2 = (None if block.diagonal else
+          _blocks.take_block(self.x2, self.axis, cols, grid.b2))
+    extra = {key: (_blocks.take_block(v1, 0, rows, grid.b1),
+                   _blocks.take_block(v2, 0, cols, size2))
+             for key, (v1, v2) in self.per_example.items()}
+    return (x1, x2, extra)
+
+  # --- layout ---------------------------------------------------------------
+  def _grid(self) -> Grid:
+    if self.batch_size:
+      b1 = min(self.batch_size, self.n1)
+      b2 = b1 if self.symmetric else min(self.batch_size, self.n2)
+    else:
+      b1 = -(-self.n1 // len(self.devices))
+      b2 = b1 if self.symmetric else self.n2
+    return Grid(self.n1, self.n2, b1, b2, self.symmetric)
+
+  def _diagonal_spatial(self, x1_block) -> Optional[bool]:
+    """Layout of the bare arrays of an analytic kernel, from the `Kernel`
+    it returns for `get=None` (traced only, not computed)."""
+    if not isinstance(self.kernel_fn, KernelFn):
+      return None
+    kwargs = {k: v for k, v in self.call.arguments()[1].items() if k != "get"}
+    kernel = jax.eval_shape(
+        lambda x: self.kernel_fn(x, None, None, **kwargs), x1_block)
+    flags = {k.diagonal_spatial for k in jax.tree_util.tree_leaves(
+        kernel, is_leaf=lambda n: isinstance(n, Kernel))
+             if isinstance(k, Kernel)}
+    return flags.pop() if len(flags) == 1 else None
+
+  def _layout(self, grid: Grid):
+    """Output shapes of each kind of block, traced with `jax.eval_shape`."""
+    shapes = {}
+    if self.symmetric:
+      shapes["d"] = jax.eval_shape(
+          self.call, self.block_inputs(grid, Block(0, 0, True)),
+          self.call.dynamic)
+    if not self.symmetric or grid.shape[0] > 1:
+      shapes["p"] = jax.eval_shape(
+          self.call, self.block_inputs(grid, Block(0, grid.shape[1] - 1,
+                                                   False)),
+          self.call.dynamic)
+    template = shapes["d" if self.symmetric else "p"]
+    layout = None
+    if any(not isinstance(n, Kernel) for n in jax.tree_util.tree_leaves(
+        template, is_leaf=lambda n: isinstance(n, Kernel))):
+      layout = self._diagonal_spatial(
+          _blocks.take_block(self.x1, self.axis, grid.rows(0), grid.b1))
+    single = self.get if isinstance(self.get, str) else None
+    leaves = {kind: _outputs.describe(s, single, layout)
+              for kind, s in shapes.items()}
+    return shapes, leaves
+
+  # --- the computation ------------------------------------------------------
+  def compute(self):
+    if (self.batch_size == 0 and len(self.devices) == 1
+        and self.store is None):
+      # NT's batch_size=0 on one device: just the (jitted) kernel function.
+      args, kwargs = self.call.arguments()
+      self.counts = dict(total=1, computed=1, loaded=0)
+      return self.kernel_fn(self.x1, None if self.symmetric else self.x2,
+                            *args, **kwargs, **self.per_example)
+    grid = self._grid()
+    shapes, leaves = self._layout(grid)
+    kind = "d" if self.symmetric else "p"
+    template, tleaves = shapes[kind], leaves[kind]
+    mirror = self.symmetric and all(
+        l.mirror is not None for l in tleaves if l.role == _outputs.PAIR)
+    blocks = grid.blocks()
+    if self.symmetric and not mirror:
+      t = grid.shape[0]
+      blocks += [Block(i, j, False) for i in range(t) for j in range(i)]
+    assembler = _assemble.Assembler(
+        grid, tleaves, jax.tree_util.tree_leaves(template),
+        _pair_index(tleaves, leaves.get("p")) if self.symmetric else {},
+        mirror)
+
+    done = set()
+    if self.store is not None:
+      distributed.open_store(self.store, self._manifest(grid, shapes, mirror))
+      done = self.store.done()
+    loaded = [b for b in blocks if b.name in done]
+    for block in loaded:
+      assembler.put(block, self.store.load(
+          block.name, len(leaves["d" if block.diagonal else "p"])))
+    pending = [b for b in blocks if b.name not in done]
+    show = (sys.stderr.isatty() if self.progress is None
+            else bool(self.progress)) and distributed.is_writer()
+    bar = _progress.Progress(len(blocks), len(loaded), enabled=show)
+    try:
+      for diagonal in (True, False):
+        self._compute_kind([b for b in pending if b.diagonal == diagonal],
+                           grid, assembler, bar)
+    finally:
+      bar.close()
+    self.counts = dict(total=len(blocks), computed=len(pending),
+                       loaded=len(loaded))
+    return self._finish(template, assembler.buffers)
+
+  def _compute_kind(self, todo, grid, assembler, bar) -> None:
+    """Computes blocks of one kind, a round of one per device at a time."""
+    if not todo:
+      return
+    runner = self._runner(todo[0].diagonal)
+    for group in _blocks.chunks(todo, runner.n if runner else 1):
+      inputs = [self.block_inputs(grid, b) for b in group]
+      results = (runner(inputs, self.call.dynamic) if runner else
+                 _devices.run_direct(self.call, inputs, self.call.dynamic))
+      for block, result in zip(group, results):
+        assembler.put(block, result)
+        if self.store is not None and distributed.is_writer():
+          self.store.save(block.name, result)
+      bar.advance(len(group))
+
+  def _runner(self, diagonal: bool):
+    """A cached `ShardedRunner` (None on one device)."""
+    if len(self.devices) == 1:
+      return None
+    key = (diagonal, tuple(self.devices), self.call.treedef, self.call.static,
+           tuple(sorted(self.per_example)))
+    if not _hashable(key):
+      return _devices.ShardedRunner(self.call, self.devices)
+    if key not in self.runners:
+      self.runners[key] = _devices.ShardedRunner(self.call, self.devices)
+    return self.runners[key]
+
+  def _manifest(self, grid: Grid, shapes: dict, mirror: bool) -> dict:
+    fn = self.kernel_fn
+    name = (f"{getattr(fn, '__module__', type(fn).__module__)}."
+            f"{getattr(fn, '__qualname__', type(fn).__qualname__)}")
+    per_example = [a for pair in self.per_example.values() for a in pair]
+    return dict(
+        n1=grid.n1, n2=grid.n2, b1=grid.b1, b2=grid.b2,
+        symmetric=grid.symmetric, mirror=mirror, batch_axis=self.axis,
+        get=json.loads(json.dumps(self.get, default=str)),
+        inputs=_store.fingerprint(
+            [self.x1] + ([] if self.symmetric else [self.x2]) + per_example),
+        arguments=_store.fingerprint(
+            self.call.dynamic, repr([v for _, v in self.call.static])),
+        function=name,
+        blocks={kind: [[list(s.shape), str(s.dtype)]
+                       for s in jax.tree_util.tree_leaves(tree)]
+                for kind, tree in sorted(shapes.items())})
+
+  def _finish(self, template, buffers):
+    if self.store_on_device:
+      arrays = [jnp.asarray(b) for b in buffers]
+    else:
+      cpu = jax.local_devices(backend="cpu")[0]
+      arrays = [jax.device_put(b, cpu) for b in buffers]
+    out = jax.tree_util.tree_unflatten(
+        jax.tree_util.tree_structure(template), arrays)
+    out = _outputs.fix_static_shapes(out, self.n1, self.n2)
+    return iter(out) if self.call.as_generator else out
+
+
+def _host(x, name: str) -> np.ndarray:
+  """An input as a host array with a batch axis."""
+  if isinstance(x, (list, tuple)) and x and hasattr(x[0], "shape"):
+    raise BatchError(
+        f"{name} is a {type(x).__name__} of arrays; ntcore.batch splits one "
+        f"array along its batch axis. Batch each input separately, or call "
+        f"kernel_fn unbatched.")
+  x = np.asarray(x)
+  if x.ndim < 1:
+    raise BatchError(f"{name} has shape {x.shape}; ntcore.batch needs a batch "
+                     f"axis to split along.")
+  return x
+
+
+def _pair_index(template_leaves, pair_leaves) -> dict:
+  """Where each PAIR leaf of the diagonal blocks' tree sits in the tree of
+  an off-diagonal block (which also holds `cov2`)."""
+  if pair_leaves is None:
+    return {}
+  keys = [l.key for l in pair_leaves]
+  index = {}
+  for t, leaf in enumerate(template_leaves):
+    if leaf.role == _outputs.PAIR:
+      if leaf.key not in keys:
+        raise BatchError(
+            f"kernel_fn(x1, x2) has no {leaf.key} while kernel_fn(x1, None) "
+            f"has; ntcore.batch needs the same kernels from both.")
+      index[t] = keys.index(leaf.key)
+  return index
