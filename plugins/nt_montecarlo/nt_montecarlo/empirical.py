@@ -88,9 +88,9 @@ def empirical_kernel_fn(
     trace_axes: output axes summed over (divided by their size).
     diagonal_axes: output axes of which only the diagonal is kept.
     vmap_axes: NTK only; see `empirical_ntk_fn`.
-    implementation: NTK only; an `NtkImplementation` or the int 0-3 (2 is
-      NTK-vector products, all others a Jacobian contraction for now; see
-      `empirical_ntk_fn`).
+    implementation: NTK only; an `NtkImplementation` or the int 0-3 (0
+      AUTO, 1 Jacobian contraction, 2 NTK-vector products, 3 structured
+      derivatives; see `empirical_ntk_fn`).
     _j_rules, _s_rules, _fwd: accepted for NT compatibility, unused.
 
   Returns:

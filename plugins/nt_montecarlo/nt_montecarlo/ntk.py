@@ -2,7 +2,7 @@
 
 `Theta(x1, x2) = sum_p df(x1)/dp df(x2)/dp^T` over every leaf `p` of the
 parameter pytree (Jacot et al. 2018), laid out and reduced over the output
-axes as `_axes.Pairing` describes. Two implementations:
+axes as `_axes.Pairing` describes. Three implementations:
 
 * Jacobian contraction: two reverse-mode Jacobians `J(x1)`, `J(x2)`
   (shape `f(x).shape + p.shape` per leaf), contracted leaf by leaf.
@@ -23,8 +23,9 @@ from typing import Any, Callable, Optional, Union
 import jax
 import jax.numpy as jnp
 
-from nt_montecarlo import _args, _jit
+from nt_montecarlo import _args, _auto, _jit
 from nt_montecarlo._axes import Axes, Pairing
+from nt_montecarlo._structured import structured_ntk_fn
 from nt_montecarlo.implementation import (DEFAULT_NTK_IMPLEMENTATION,
                                           NtkImplementation,
                                           canonical_implementation)
@@ -62,13 +63,14 @@ def empirical_ntk_fn(
       each slice of `x` along `in_axes` independently; Jacobians are then
       computed per example with `vmap`. Wrong when examples interact (e.g.
       BatchNorm): leave None then.
-    implementation: an `NtkImplementation` or the int 0-3.
-      `JACOBIAN_CONTRACTION` (1) and `NTK_VECTOR_PRODUCTS` (2) are
-      implemented. `STRUCTURED_DERIVATIVES` (3) and `AUTO` (0) are computed
-      as a Jacobian contraction for now (same kernel, without NT's speed-up
-      of structured derivatives).
+    implementation: an `NtkImplementation` or the int 0-3:
+      `JACOBIAN_CONTRACTION` (1), `NTK_VECTOR_PRODUCTS` (2),
+      `STRUCTURED_DERIVATIVES` (3), or `AUTO` (0), which picks one of them
+      at trace time by a cost model calibrated on CPU only (see
+      `NtkImplementation`).
     _j_rules, _s_rules, _fwd: NT's tuning switches of structured derivatives;
-      accepted for compatibility and unused.
+      accepted for compatibility and unused (our structured rules are always
+      on; no forward-mode variant).
 
   Returns:
     `ntk_fn(x1, x2, params, **apply_fn_kwargs)`; `x2=None` means `x2 = x1`.
@@ -80,6 +82,12 @@ def empirical_ntk_fn(
     for the defaults, `(N1, N2, C, C)` for `trace_axes=()`, `(N, C, C)` for
     `trace_axes=(), diagonal_axes=(0,)`.
 
+  Warns:
+    StructuredDerivativesWarning: (structured derivatives or AUTO choosing
+      them) a parameter enters a primitive with no structured rule, or is
+      read more than once; that leaf uses its plain Jacobian. Once per
+      primitive per process.
+
   Raises:
     EstimatorArgumentError: `implementation` is not 0-3.
     ShapeError: axes outside the output, or traced/diagonal axes of different
@@ -89,9 +97,32 @@ def empirical_ntk_fn(
   implementation = canonical_implementation(implementation)
   if implementation == NtkImplementation.NTK_VECTOR_PRODUCTS:
     ntk_fn = _ntk_vector_products_fn(f, trace_axes, diagonal_axes, vmap_axes)
-  else:
+  elif implementation == NtkImplementation.STRUCTURED_DERIVATIVES:
+    ntk_fn = structured_ntk_fn(f, trace_axes, diagonal_axes, vmap_axes)
+  elif implementation == NtkImplementation.JACOBIAN_CONTRACTION:
     ntk_fn = _jacobian_contraction_fn(f, trace_axes, diagonal_axes, vmap_axes)
+  else:
+    ntk_fn = _auto_fn(f, trace_axes, diagonal_axes, vmap_axes)
   return _jit.jit_kernel_fn(ntk_fn)
+
+
+def _auto_fn(f, trace_axes, diagonal_axes, vmap_axes):
+  fns = {
+      NtkImplementation.JACOBIAN_CONTRACTION: _jacobian_contraction_fn,
+      NtkImplementation.NTK_VECTOR_PRODUCTS: _ntk_vector_products_fn,
+      NtkImplementation.STRUCTURED_DERIVATIVES: structured_ntk_fn,
+  }
+
+  def ntk_fn(x1: PyTree, x2: Optional[PyTree], params: PyTree,
+             **apply_fn_kwargs) -> PyTree:
+    """Empirical NTK by the implementation `_auto` picks (at trace time)."""
+    prep = _args.prepare(f, apply_fn_kwargs, params, vmap_axes, x1, x2)
+    implementation = _auto.choose(f, prep, params, x1, x2, trace_axes,
+                                  diagonal_axes)
+    return fns[implementation](f, trace_axes, diagonal_axes, vmap_axes)(
+        x1, x2, params, **apply_fn_kwargs)
+
+  return ntk_fn
 
 
 def _jacobian_contraction_fn(f, trace_axes, diagonal_axes, vmap_axes):
