@@ -49,6 +49,8 @@ def _global_pool(name, average, batch_axis, channel_axis):
     del params, kwargs
     keep = non_spatial(inputs.ndim)
     axes = tuple(a for a in range(inputs.ndim) if a not in keep)
+    if mask is not None:  # masked entries contribute nothing (NT zeroes them)
+      inputs = jnp.where(mask, jnp.zeros((), inputs.dtype), inputs)
     total = jnp.sum(inputs, axes)
     if not average:
       return total
