@@ -123,6 +123,22 @@ def test_cnn_with_pooling_matches_unbatched():
   _leaves_close(ref, out, SHARDED)
 
 
+@pytest.mark.parametrize("x2_size", [None, 4])
+def test_attention_model_matches_unbatched(x2_size):
+  # Attention mixes positions, not examples, so blocks of examples are exact.
+  rng = np.random.default_rng(3)
+  x1 = rng.normal(size=(5, 6, 3))
+  x2 = None if x2_size is None else rng.normal(size=(x2_size, 6, 3))
+  _, _, kernel_fn = stax.serial(
+      stax.Dense(8, W_std=1.2, b_std=0.), stax.GlobalSelfAttention(
+          8, 8, 8, 2, attention_mechanism="SOFTMAX", pos_emb_type="SUM"),
+      stax.Relu(), stax.GlobalAvgPool(), stax.Dense(1, W_std=1.3, b_std=0.1))
+  ref = kernel_fn(x1, x2, ("nngp", "ntk"))
+  for batch_size, devices in ((2, 0), (3, -1)):
+    out = nt.batch(kernel_fn, batch_size, devices)(x1, x2, ("nngp", "ntk"))
+    _leaves_close(ref, out, TIGHT if devices == 0 else SHARDED)
+
+
 def test_spatial_kernel_is_mirrored_with_its_spatial_pairs():
   # nngp (n1, n2, h, h', w, w'): a block below the diagonal is the transpose
   # of the one above in the batch axes *and* in each spatial pair. Erf is
