@@ -11,8 +11,9 @@ axes). Each output axis `i` ends up in one of three ways:
 The result keeps the order of the output axes, so for outputs `(N, H, C)`
 with `trace_axes=(-1,)` and `diagonal_axes=(1,)` it is `(N1, N2, H)`. This is
 Neural Tangents' layout (`empirical.py`, "All other axes are present twice").
-All three kinds of contraction are written as one `jnp.einsum` over integer
-index lists built here.
+The index lists built here drive both the contraction of two arrays
+(`Pairing.contract`, one `lax.dot_general`) and the reduction of a full
+kernel (`Pairing.reduce`, one `jnp.einsum`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import math
 from typing import Sequence, Union
 
 import jax.numpy as jnp
+from jax import lax
 
 from ntcore import ShapeError
 
@@ -89,10 +91,29 @@ class Pairing:
 
     `E` (`n_extra` trailing axes, e.g. a parameter's shape in a Jacobian) is
     contracted together with the traced axes.
+
+    One `lax.dot_general` (diagonal axes as batch axes), then a transpose
+    of the (small) result into `out`'s order, rather than `jnp.einsum`
+    asked for `out`'s order directly: measured on CPU (JAX 0.10.2, 2
+    cores), a (32, 10, 36864) Jacobian contracted with itself took 200 ms
+    by `einsum("ncP,mdP->nmcd")` and 130 ms this way, and the bench.py
+    workload `g_empirical_ntk_impl1` (Jacobian contraction of a CNN) went
+    from 1.65x to about 1.0x Neural Tangents' time. With the traced axes
+    next to `E` (e.g. `trace_axes=(-1,)` or `()`) both operands are
+    (outputs, parameters) matrices and this is a plain `A B^T`.
     """
-    extra = list(range(2 * self.ndim, 2 * self.ndim + n_extra))
-    return jnp.einsum(a, self.sub1 + extra, b, self.sub2 + extra,
-                      self.out) / self.size
+    n = self.ndim
+    diag = [i for i in range(n) if self.sub2[i] == i and i in self.out]
+    trace = [i for i in range(n) if self.sub2[i] == i and i not in self.out]
+    free = [i for i in range(n) if self.sub2[i] != i]
+    contracting = trace + list(range(n, n + n_extra))
+    dtype = jnp.result_type(a, b)  # `jnp.einsum`'s promotion.
+    a, b = jnp.asarray(a, dtype), jnp.asarray(b, dtype)
+    k = lax.dot_general(a, b, ((contracting, contracting), (diag, diag)))
+    # `k` is ordered (diag, free of a, free of b); map that to `out`.
+    order = diag + free + [n + i for i in free]
+    k = jnp.transpose(k, [order.index(o) for o in self.out])
+    return k / self.size
 
   def reduce(self, full):
     """Traces and diagonalizes a full kernel of shape `shape1 + shape2`."""

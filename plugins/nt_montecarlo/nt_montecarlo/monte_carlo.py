@@ -9,11 +9,12 @@ gives the same parameters: sample `s` uses the second half of
 `random.split` of the running key (whose first half becomes the next running
 key), split again into an init key and a dropout key (`rng=` of `apply_fn`).
 
-They are computed `_samples_per_chunk` at a time (parameters drawn one
-after another with `lax.map`, kernels evaluated together with `vmap`)
-inside one jitted `fori_loop` that keeps only a running sum, so memory does
-not grow with `n_samples`, and a generator of several estimates compiles
-once.
+They are computed one at a time by default inside one jitted `fori_loop`
+that keeps only a running sum, so memory is one sample's kernel (and its
+Jacobians) plus the sum, whatever `n_samples`; a generator of several
+estimates compiles once. `_samples_per_chunk > 1` evaluates that many
+samples together with `vmap` (parameters drawn one after another with
+`lax.map`), which multiplies the loop's temporary memory by the chunk.
 """
 
 from __future__ import annotations
@@ -39,8 +40,19 @@ from nt_montecarlo.ntk import empirical_ntk_fn
 
 PyTree = Any
 
-DEFAULT_SAMPLES_PER_CHUNK = 8
-"""Samples evaluated at once by `vmap`: memory grows linearly with it."""
+DEFAULT_SAMPLES_PER_CHUNK = 1
+"""Samples evaluated at once by `vmap`: memory grows linearly with it.
+
+One, because `vmap`ping samples bought no speed on CPU (JAX 0.10.2, 2
+cores, bench.py `i_mc_*`) and multiplied memory: for the NTK of
+Dense(128)-Relu x3, N=256, 16 samples, chunks of 8 held 8 samples'
+Jacobians at once (XLA temp memory 1221 MB, peak RSS 1550 MB, 19.5 s per
+call) where one at a time holds one (153 MB, 490 MB, 17.4 s, same load);
+the NNGP of the width-512 depth-10 FC net, 64 samples, went from 440 MB
+and 7.8 s to 350 MB and 5.0 s (batched matmuls over samples are slower
+than plain ones). `test_sample_loop_memory_does_not_grow_with_n_samples`
+holds the bound.
+"""
 
 
 def monte_carlo_kernel_fn(
@@ -95,8 +107,9 @@ def monte_carlo_kernel_fn(
       contraction).
     _j_rules, _s_rules, _fwd: accepted for NT compatibility, unused.
     _samples_per_chunk: ntcore extension: samples evaluated at once with
-      `vmap` (default `min(max(n_samples), 8)`); lower it if memory is
-      short. Does not change the result beyond round-off.
+      `vmap` (default 1: one sample's kernel in memory at a time); the
+      loop's temporary memory grows linearly with it. Does not change the
+      result beyond round-off.
 
   Returns:
     `kernel_fn(x1, x2=None, get=None, **apply_fn_kwargs)`. `get` as in
@@ -147,6 +160,11 @@ def monte_carlo_kernel_fn(
     keys = keys.reshape((n_chunks, chunk) + keys.shape[1:])
 
     def chunk_kernels(chunk_keys):
+      if chunk == 1:
+        # No `vmap` over a batch of one sample: XLA is left plain (not
+        # batched) products to compile.
+        one = kernels(*draw(chunk_keys[0], x1), x1, x2, names, kwargs)
+        return jax.tree_util.tree_map(lambda k: k[None], one)
       # Parameters are drawn one by one (`lax.map`): a `vmap`ped PRNG
       # compiles about twice as slowly, and drawing is cheap next to kernels.
       params, dropout_keys = lax.map(lambda k: draw(k, x1), chunk_keys)
