@@ -9,6 +9,8 @@ are `(n1, n2)` matrices the suite can test for symmetry and PSD). The Monte
 Carlo comparison lives in `test_monte_carlo.py`.
 """
 
+import functools
+
 import jax
 import numpy as np
 import pytest
@@ -56,6 +58,11 @@ def network(name, width=4):
                        readout)
   return stax.serial(conv, stax.Erf(), make(), readout)
 
+
+
+# One network per configuration across hypothesis examples: each network's
+# kernel_fn compiles once, and the examples then reuse that program.
+cached_network = functools.lru_cache(maxsize=None)(network)
 
 def test_every_registered_layer_has_a_case():
   names = {s.name for s in plugin.register_layers()}
@@ -112,7 +119,7 @@ images = hnp.arrays(np.float64, (3, 4, 3, 2), elements=st.floats(
 def test_psd_and_finite_for_random_tiny_and_zero_images(name, x, scale):
   x = x.copy()
   x[0] *= scale  # a zero-norm or tiny-norm image among normal ones
-  _, _, kernel_fn = network(name, width=2)
+  _, _, kernel_fn = cached_network(name, width=2)
   for m in kernel_fn(x, None, ("nngp", "ntk")):
     m = np.asarray(m)
     assert np.all(np.isfinite(m)), f"{name}: non-finite kernel for {x}"

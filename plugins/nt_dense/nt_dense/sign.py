@@ -17,17 +17,22 @@ from ntcore import elementwise_layer, kernel_ops
 
 
 def _sign_dual(cov, var_a, var_b, ntk):
-  prod = var_a * var_b
-  gap = prod - cov ** 2
+  # sqrt(q1) sqrt(q2), not sqrt(q1 q2): the product of two tiny variances
+  # underflows although each is positive.
+  scale = jnp.sqrt(var_a) * jnp.sqrt(var_b)
+  # A variance that is exactly 0 (a zero-norm input, or one whose square
+  # underflowed while its cross products did not) means sign(u) = 0 almost
+  # surely: its row is 0, as `_sign_diag` says, or the kernel is not PSD.
+  positive = scale > 0
+  rho = jnp.clip(cov / jnp.where(positive, scale, 1.), -1., 1.)
+  gap = 1. - rho ** 2
   # arcsin is infinitely steep at |rho| = 1, so a few ulps of round-off in c
   # or q (e.g. nngp's diagonal vs cov1 when x2 is None, which jit and no-jit
   # round differently) become sqrt(eps) ~ 1e-8 errors. Such a gap is below
   # what the inputs resolve anyway: call it 0, making |rho| = 1 exact there.
-  gap = jnp.where(gap > 4 * jnp.finfo(gap.dtype).eps * prod, gap, 0.)
-  # arctan2(c, sqrt(gap)) is arcsin(c / sqrt(q1 q2)) with no division: a
-  # zero-norm input (c = q1 q2 = 0) gets arctan2(0, 0) = 0, the right value
-  # since sign(0) = 0.
-  out = (2 / np.pi) * jnp.arctan2(cov, jnp.sqrt(gap))
+  gap = jnp.where(gap > 4 * jnp.finfo(gap.dtype).eps, gap, 0.)
+  # arctan2(rho, sqrt(1 - rho^2)) = arcsin(rho), with a finite derivative.
+  out = jnp.where(positive, (2 / np.pi) * jnp.arctan2(rho, jnp.sqrt(gap)), 0.)
   return out, None if ntk is None else jnp.zeros_like(ntk)
 
 

@@ -253,6 +253,19 @@ def test_zero_norm_inputs_give_the_limit(name, inputs):
     assert_close(got, exp, f"{name} {field}")
 
 
+def test_sign_row_is_zero_where_the_variance_underflows():
+  # x = 1.85e-290: its variance (x^2 ~ 1e-580) underflows to 0 but its
+  # cross product with 1e-12 (~1e-302) does not. sign(u) of a zero-variance
+  # unit is 0, so its whole row must be 0, or the kernel is not PSD (found
+  # by the hypothesis test of test_suite.py: the row was 1 off-diagonal).
+  x = np.zeros((3, 3))
+  x[0, 0], x[1, 0] = 1e-12, 1.8540257e-290
+  nngp, cov1 = network(stax.Sign(), "ntk", b_std=None)[2](
+      x, None, ("nngp", "cov1"))
+  np.testing.assert_array_equal(cov1, [1., 0., 0.])
+  np.testing.assert_array_equal(nngp, np.diag([1., 0., 0.]))
+
+
 @pytest.mark.parametrize("name", sorted(ALL))
 def test_full_batch_covariance_matches_nngp(name):
   # With diagonal_batch=False, cov1 is the full (n1, n1) covariance, which

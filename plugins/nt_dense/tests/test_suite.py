@@ -4,6 +4,8 @@ A new layer gets the whole suite by adding one line to `CASES`; a test
 checks that every registered layer has one.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -77,6 +79,11 @@ def network(name, width=WIDTH, b_std=0.2):
   return stax.serial(*pre, layer, stax.Dense(1, W_std=1.1, b_std=0.1))
 
 
+
+# One network per configuration across hypothesis examples: each network's
+# kernel_fn compiles once, and the examples then reuse that program.
+cached_network = functools.lru_cache(maxsize=None)(network)
+
 def test_every_registered_layer_has_a_case():
   names = {s.name for s in plugin.register_layers()}
   assert names == set(CASES), (
@@ -117,7 +124,7 @@ rows = hnp.arrays(np.float64, (4, 3), elements=st.floats(
 def test_psd_and_finite_for_random_tiny_and_zero_inputs(name, x, scale, b_std):
   x = x.copy()
   x[0] *= scale  # a zero-norm or tiny-norm example among normal ones
-  _, _, kernel_fn = network(name, width=8, b_std=b_std)
+  _, _, kernel_fn = cached_network(name, width=8, b_std=b_std)
   k = kernel_fn(x, None, ("nngp", "ntk"))
   for m in k:
     assert np.all(np.isfinite(m)), f"{name}: non-finite kernel for {x}"
