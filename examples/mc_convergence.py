@@ -55,26 +55,31 @@ def relative_distance(k: np.ndarray, k_mc: np.ndarray) -> float:
 
 
 def run(ks=(1, 2, 4), samples=(1, 4, 16), n_images: int = 4,
-        block_size: int = 1, seed: int = 0, echo=print) -> dict:
-  """Distances of the MC NNGP and NTK to the analytic ones.
+        block_size: int = 1, seed: int = 0, echo=print,
+        gets=("nngp", "ntk")) -> dict:
+  """Distances of the MC NNGP and/or NTK (`gets`) to the analytic ones.
 
   Returns:
-    `{"ks": tuple, "samples": tuple, "nngp": (K, S), "ntk": (K, S)}`,
-    rows by widening factor, columns by sample count.
+    `{"ks": tuple, "samples": tuple, "nngp": (K, S), "ntk": (K, S)}`
+    (the kernels in `gets`), rows by widening factor, columns by sample
+    count.
   """
   x = images(n_images, seed)
   # As the paper: the NNGP of the penultimate layer (`trunk`), the NTK of
   # the network with one output (the logits are i.i.d. given the input).
-  exact = {"nngp": np.asarray(trunk(block_size, 1)[2](x, None, "nngp")),
-           "ntk": np.asarray(models.WideResnet(block_size, 1, 1)[2](
-               x, None, "ntk"))}
-  dist = {"nngp": np.zeros((len(ks), len(samples))),
-          "ntk": np.zeros((len(ks), len(samples)))}
+  exact = {}
+  if "nngp" in gets:
+    exact["nngp"] = np.asarray(trunk(block_size, 1)[2](x, None, "nngp"))
+  if "ntk" in gets:
+    exact["ntk"] = np.asarray(models.WideResnet(block_size, 1, 1)[2](
+        x, None, "ntk"))
+  dist = {g: np.zeros((len(ks), len(samples))) for g in gets}
   start = time.perf_counter()
   for i, k in enumerate(ks):
-    nets = {"nngp": trunk(block_size, k),
-            "ntk": models.WideResnet(block_size, k, num_classes=1)}
-    for g, (init_fn, apply_fn, _) in nets.items():
+    nets = {"nngp": lambda: trunk(block_size, k),
+            "ntk": lambda: models.WideResnet(block_size, k, num_classes=1)}
+    for g in gets:
+      init_fn, apply_fn, _ = nets[g]()
       mc = nt.monte_carlo_kernel_fn(init_fn, apply_fn,
                                     jax.random.PRNGKey(seed + i),
                                     n_samples=samples)
@@ -83,7 +88,7 @@ def run(ks=(1, 2, 4), samples=(1, 4, 16), n_images: int = 4,
   result = {"ks": tuple(ks), "samples": tuple(samples), **dist}
   echo(f"|K - K_mc|^2 / |K|^2 for WRN-{6 * block_size + 4}-k on {n_images} "
        f"digits ({time.perf_counter() - start:.1f}s):")
-  for g in ("nngp", "ntk"):
+  for g in gets:
     echo(f"{g.upper():<5} {'k':>3} " + "".join(
         f"{'n=' + str(n):>9}" for n in samples))
     for k, row in zip(ks, dist[g]):
