@@ -23,7 +23,7 @@ TIGHT = dict(rtol=1e-12, atol=1e-14)
 SHARDED = dict(rtol=1e-8, atol=1e-8)
 
 
-def _leaves_close(ref, out, tol):
+def assert_leaves_close(ref, out, tol):
   ref_leaves = jax.tree_util.tree_leaves(ref)
   out_leaves = jax.tree_util.tree_leaves(out)
   assert len(ref_leaves) == len(out_leaves)
@@ -77,7 +77,7 @@ def test_get_forms_match(data, fc, get):
     assert type(out).__name__ == type(ref).__name__
     if isinstance(get, tuple):
       assert out._fields == ref._fields
-    _leaves_close(ref, out, TIGHT)
+    assert_leaves_close(ref, out, TIGHT)
 
 
 def test_symmetric_computes_blocks_on_and_above_diagonal(data, fc):
@@ -100,7 +100,7 @@ def test_dropout_term_stays_on_the_diagonal(data):
                           stax.Dropout(0.7, mode="train"), stax.Dense(1))[2]
   ref = kernel_fn(x1, None, ("nngp", "ntk"))
   out = nt.batch(kernel_fn, 3, 0)(x1, None, ("nngp", "ntk"))
-  _leaves_close(ref, out, TIGHT)
+  assert_leaves_close(ref, out, TIGHT)
   no_dropout = stax.serial(stax.Dense(8, W_std=1.5), stax.Erf(),
                            stax.Dense(1))[2](x1, None, "nngp")
   assert np.all(np.diag(out.nngp) > np.diag(no_dropout) + 1e-3)
@@ -120,7 +120,7 @@ def test_cnn_with_pooling_matches_unbatched():
       stax.AvgPool((2, 2)), stax.GlobalAvgPool(), stax.Dense(1))
   ref = kernel_fn(x1, None, ("nngp", "ntk"))
   out = nt.batch(kernel_fn, 2, -1)(x1, None, ("nngp", "ntk"))
-  _leaves_close(ref, out, SHARDED)
+  assert_leaves_close(ref, out, SHARDED)
 
 
 @pytest.mark.parametrize("x2_size", [None, 4])
@@ -136,7 +136,7 @@ def test_attention_model_matches_unbatched(x2_size):
   ref = kernel_fn(x1, x2, ("nngp", "ntk"))
   for batch_size, devices in ((2, 0), (3, -1)):
     out = nt.batch(kernel_fn, batch_size, devices)(x1, x2, ("nngp", "ntk"))
-    _leaves_close(ref, out, TIGHT if devices == 0 else SHARDED)
+    assert_leaves_close(ref, out, TIGHT if devices == 0 else SHARDED)
 
 
 def test_spatial_kernel_is_mirrored_with_its_spatial_pairs():
@@ -152,7 +152,7 @@ def test_spatial_kernel_is_mirrored_with_its_spatial_pairs():
   out = batched(x1, None)
   assert out.nngp.shape == ref.nngp.shape == (5, 5, 3, 3, 2, 2)
   assert batched.last_run["computed"] == 6  # 3 diagonal + 3 above
-  _leaves_close(ref, out, TIGHT)
+  assert_leaves_close(ref, out, TIGHT)
   flat = nt.batch(kernel_fn, 2, 0)(x1, None, "nngp")  # a bare array
   np.testing.assert_allclose(flat, ref.nngp, **TIGHT)
 
@@ -172,7 +172,7 @@ def test_empirical_kernel_fn(data):
   assert type(out).__name__ == "EmpiricalKernel"
   assert out.ntk.shape == (7, 7, 3, 3)
   assert batched.last_run["computed"] == 9  # 3 diagonal + 6 off it
-  _leaves_close(ref, out, SHARDED)
+  assert_leaves_close(ref, out, SHARDED)
 
 
 def _mc_init_fn(key, input_shape):
@@ -194,7 +194,7 @@ def test_monte_carlo_kernel_fn(data):
   ref = kernel_fn(x1[:6], x2[:3], None)
   out = nt.batch(kernel_fn, 3, -1)(x1[:6], x2[:3], None)
   assert type(out).__name__ == "MonteCarloKernel"
-  _leaves_close(ref, out, dict(rtol=1e-10, atol=1e-12))
+  assert_leaves_close(ref, out, dict(rtol=1e-10, atol=1e-12))
 
 
 def test_plain_function_with_per_example_keywords(data):
@@ -215,7 +215,7 @@ def test_plain_function_with_per_example_keywords(data):
                     scale=2.0)
     out = nt.batch(kernel_fn, 3, devices)(x1, second, shift=shift, scale=2.0)
     assert isinstance(out, tuple)
-    _leaves_close(ref, out, TIGHT)
+    assert_leaves_close(ref, out, TIGHT)
 
 
 def test_kernel_input_is_passed_through():

@@ -49,6 +49,14 @@ def natural(k, field):
   return m.transpose(list(range(nb)) + [a for grp in groups[::-1] for a in grp])
 
 
+
+class Natural:
+  """A kernel's arrays in activation order, as attributes."""
+
+  def __init__(self, k):
+    for field in ("nngp", "ntk", "cov1"):
+      setattr(self, field, natural(k, field))
+
 def spatial_diagonal(m, nb=2):
   """`(B, h, h', w, w')` -> `(B, h, w)`."""
   d = (m.ndim - nb) // 2

@@ -10,6 +10,8 @@ import pytest
 import ntcore.testing
 from ntcore import KernelRequirementError, stax
 
+from _exact import Natural, natural
+
 rng = np.random.default_rng(1)
 X1 = rng.normal(size=(4, 3, 4, 2))  # NHWC
 X2 = rng.normal(size=(3, 3, 4, 2))
@@ -22,26 +24,6 @@ def trunk():
   # compiled differently agree to round-off; see test_index.py.
   return [stax.Conv(4, (2, 2), padding="SAME", W_std=1.3, b_std=0.2),
           stax.Erf()]
-
-
-def natural(k, field):
-  """Array `field` of kernel `k` with its spatial groups in activation order."""
-  m = np.asarray(getattr(k, field))
-  if not k.is_reversed:
-    return m
-  nb = 1 if field in ("cov1", "cov2") and k.diagonal_batch else 2
-  g = 1 if k.diagonal_spatial else 2
-  groups = [list(range(nb + g * i, nb + g * (i + 1)))
-            for i in range((m.ndim - nb) // g)]
-  return m.transpose(list(range(nb)) + [a for grp in groups[::-1] for a in grp])
-
-
-class Natural:
-  """A kernel's arrays in activation order, as attributes."""
-
-  def __init__(self, k):
-    for field in ("nngp", "ntk", "cov1"):
-      setattr(self, field, natural(k, field))
 
 
 @functools.lru_cache

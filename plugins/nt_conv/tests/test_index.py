@@ -11,6 +11,8 @@ import pytest
 import ntcore.testing
 from ntcore import KernelRequirementError, ShapeError, get_registry, stax
 
+from _exact import natural
+
 rng = np.random.default_rng(0)
 X1 = rng.normal(size=(4, 5, 4, 3))  # NHWC
 X2 = rng.normal(size=(3, 5, 4, 3))
@@ -25,18 +27,6 @@ def trunk(width=4):
   # round-off.
   return [stax.Conv(width, (2, 2), padding="SAME", W_std=1.3, b_std=0.2),
           stax.Erf()]
-
-
-def natural(k, field):
-  """Array `field` of kernel `k` with its spatial groups in activation order."""
-  m = np.asarray(getattr(k, field))
-  if not k.is_reversed:
-    return m
-  nb = 1 if field in ("cov1", "cov2") and k.diagonal_batch else 2
-  g = 1 if k.diagonal_spatial else 2
-  groups = [list(range(nb + g * i, nb + g * (i + 1)))
-            for i in range((m.ndim - nb) // g)]
-  return m.transpose(list(range(nb)) + [a for grp in groups[::-1] for a in grp])
 
 
 def indexed(mat, entries, batch_entry=slice(None), n_batch=2, diag=False):
