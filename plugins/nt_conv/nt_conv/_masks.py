@@ -15,6 +15,8 @@ from jax import lax
 
 from ntcore import Kernel
 
+from nt_conv import _padding
+
 
 def check_channel_mask(mask, channel_axis: int, layer: str) -> None:
   """Pooling takes one mask per position, not per channel (as NT)."""
@@ -36,6 +38,24 @@ def subsample(mask, axes: Sequence[int], window: Sequence[int],
     step[a] = s
   return lax.slice(mask, start, limit, step)
 
+
+
+def conv_output_mask(mask, dims, filter_shape, strides, padding: str):
+  """The mask of a (shared or local) convolution's outputs, in output order.
+
+  An output position is masked when the window's anchor input is (the
+  channel-reduced `mask` subsampled at each window's first tap), as in NT.
+  `dims` is the layer's `ConvDims`.
+  """
+  axes = dims.input_spatial_axes()
+  sizes = [mask.shape[a] for a in axes]
+  mask = subsample(
+      mask, axes, filter_shape, strides,
+      [_padding.pads(n, f, t, padding)[0]
+       for n, f, t in zip(sizes, filter_shape, strides)],
+      [_padding.out_size(n, f, t, padding)
+       for n, f, t in zip(sizes, filter_shape, strides)])
+  return jnp.transpose(mask, [dims.lhs.index(c) for c in dims.out])
 
 def positions(mask, k: Kernel) -> Optional[jnp.ndarray]:
   """`(n, <spatial>)`: True where every channel of a position is masked.

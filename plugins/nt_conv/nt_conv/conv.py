@@ -172,15 +172,8 @@ def _conv(name, out_chan, filter_shape, strides, padding, W_std, b_std,
       hit = lax.conv_transpose(mask.astype(jnp.float32), w, strides,
                                shape_padding, dimension_numbers=dn)
       return hit > 0
-    axes = dims.input_spatial_axes()
-    sizes = [mask.shape[a] for a in axes]
-    mask = _masks.subsample(
-        mask, axes, filter_shape, strides,
-        [_padding.pads(n, f, t, shape_padding)[0]
-         for n, f, t in zip(sizes, filter_shape, strides)],
-        [_padding.out_size(n, f, t, shape_padding)
-         for n, f, t in zip(sizes, filter_shape, strides)])
-    return jnp.transpose(mask, [dims.lhs.index(c) for c in dims.out])
+    return _masks.conv_output_mask(mask, dims, filter_shape, strides,
+                                   shape_padding)
 
   return make_layer(name, init_fn, apply_fn, rule,
                     Requirements(batch_axis=dims.batch_axis,

@@ -126,15 +126,8 @@ def ConvLocal(out_chan: int, filter_shape: Sequence[int],
 
   def mask_fn(mask, input_shape):
     mask = jnp.all(mask, axis=dims.channel_axis, keepdims=True)
-    axes = dims.input_spatial_axes()
-    sizes = [mask.shape[a] for a in axes]
-    mask = _masks.subsample(
-        mask, axes, filter_shape, strides,
-        [_padding.pads(m, f, t, shape_padding)[0]
-         for m, f, t in zip(sizes, filter_shape, strides)],
-        [_padding.out_size(m, f, t, shape_padding)
-         for m, f, t in zip(sizes, filter_shape, strides)])
-    return jnp.transpose(mask, [dims.lhs.index(c) for c in dims.out])
+    return _masks.conv_output_mask(mask, dims, filter_shape, strides,
+                                   shape_padding)
 
   return make_layer(name, init_fn, apply_fn, rule,
                     Requirements(batch_axis=dims.batch_axis,
