@@ -11,8 +11,7 @@ from jax import lax
 
 from ntcore import Diag, Requirements, make_layer
 
-from nt_conv import _affine, _layout, _masks, _padding, _windows
-from nt_conv._dims import ConvDims
+from nt_conv import _affine, _conv_args, _layout, _masks, _padding, _windows
 
 
 def ConvLocal(out_chan: int, filter_shape: Sequence[int],
@@ -36,19 +35,10 @@ def ConvLocal(out_chan: int, filter_shape: Sequence[int],
   off-diagonal entries; a full input gives a full, spatially diagonal output.
   """
   name = "ConvLocal"
-  filter_shape = tuple(int(f) for f in filter_shape)
-  n = len(filter_shape)
-  strides = (1,) * n if strides is None else tuple(int(t) for t in strides)
-  if len(strides) != n:
-    raise ValueError(f"{name}: strides {strides} and filter_shape "
-                     f"{filter_shape} have different lengths.")
-  padding = _padding.canonical_padding(padding, name)
-  parameterization = _affine.canonical_parameterization(parameterization, name)
-  dims = ConvDims.make(n, dimension_numbers, name)
-  dn = (dims.lhs, dims.rhs, dims.out)
-  lax_padding = "VALID" if padding == "CIRCULAR" else padding
-  shape_padding = "SAME" if padding == "CIRCULAR" else padding
-  width = out_chan if parameterization == "ntk" else out_chan * s[1]
+  (filter_shape, strides, padding, parameterization, dims, dn, lax_padding,
+   shape_padding, width) = _conv_args.parse(
+       name, out_chan, filter_shape, strides, padding, dimension_numbers,
+       parameterization, s)
   size = math.prod(filter_shape)
 
   def fan_in(shape):
