@@ -13,32 +13,52 @@ is gone because at infinite width every channel has the same moments):
   `nngp: (n1, n2, h, w, ...)` (NT paper section 3.1).
 * `diagonal_batch=True`: `cov1: (n1, <spatial>)` holds only the variance of
   each example; `False`: `cov1: (n1, n1, <spatial>)`.
+* `is_reversed=True`: the spatial groups are stored last axis first,
+  `nngp: (n1, n2, w, w', h, h')`.
+
+The fields come in NT's positional order, and the methods and operators are
+NT's (`slice`, `reverse`, `transpose`, `mask`, `dot_general`, `k[...]`,
+`k * s`, `k + s`); they also keep `shape1`/`shape2` and the masks in step
+with the arrays, so that a transformed kernel describes its activations.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional
+import numbers
+from typing import Any, Optional, Sequence
 
 import jax
 
+from ntcore.errors import NtcoreError
+
 Array = Any
+
+
+class KernelArithmeticError(NtcoreError, TypeError):
+  """`Kernel` arithmetic with an operand that is not a scalar."""
+
+
+_ARITHMETIC = (
+    "Kernel {op} {other}: NT's Kernel arithmetic takes a scalar s, the kernel "
+    "of the outputs scaled by s (k * s, k / s) or shifted by an independent "
+    "N(0, s^2) bias (k + s, k - s). To combine two kernels use "
+    "stax.FanInSum / stax.FanInProd, or add their arrays (k1.nngp + k2.nngp).")
 
 
 @dataclasses.dataclass(frozen=True)
 class Kernel:
   """Covariances of a layer's outputs over two input batches.
 
+  Fields in NT's positional order; all but the first four have defaults.
+
   Attributes:
     nngp: covariance E[f(x1) f(x2)] of the outputs, `(n1, n2, <spatial>)`.
-    ntk: neural tangent kernel, same shape as `nngp`; None when only the
-      NNGP was asked for.
+    ntk: neural tangent kernel, same shape as `nngp` (or a 0-d zero before
+      any parameter); None when only the NNGP was asked for.
     cov1: covariance of `x1` with itself, `(n1, <spatial>)` when
       `diagonal_batch` else `(n1, n1, <spatial>)`.
     cov2: the same for `x2`; None when `x2` is None (then `x2 = x1`).
-    mask1: boolean mask of `x1`'s masked entries (channel axis kept with size
-      1), or None when nothing is masked.
-    mask2: the same for `x2`.
     x1_is_x2: True when the kernel is of `x1` with itself (`x2` was None).
       Decided statically, never by comparing array values.
     is_gaussian: True when the outputs are Gaussian (after an affine layer),
@@ -53,14 +73,16 @@ class Kernel:
     shape2: shape of the finite-width activations of `x2` at this layer.
     batch_axis: batch axis of the finite activations.
     channel_axis: channel axis of the finite activations.
+    mask1: boolean mask of `x1`'s masked entries, broadcastable to `shape1`
+      with as many axes (the channel axis usually of size 1), or None when
+      nothing is masked.
+    mask2: the same for `x2`.
   """
 
   nngp: Array
   ntk: Optional[Array]
   cov1: Array
   cov2: Optional[Array]
-  mask1: Optional[Array] = None
-  mask2: Optional[Array] = None
   x1_is_x2: bool = dataclasses.field(default=False, metadata=dict(static=True))
   is_gaussian: bool = dataclasses.field(default=False, metadata=dict(static=True))
   is_reversed: bool = dataclasses.field(default=False, metadata=dict(static=True))
@@ -71,16 +93,28 @@ class Kernel:
   shape2: tuple = dataclasses.field(default=(), metadata=dict(static=True))
   batch_axis: int = dataclasses.field(default=0, metadata=dict(static=True))
   channel_axis: int = dataclasses.field(default=-1, metadata=dict(static=True))
+  mask1: Optional[Array] = None
+  mask2: Optional[Array] = None
 
+  # --- containers -------------------------------------------------------
   def replace(self, **changes) -> "Kernel":
     """Returns a copy with `changes` applied (the Kernel itself is frozen)."""
     return dataclasses.replace(self, **changes)
+
+  def asdict(self) -> dict[str, Any]:
+    """`{field: value}` for every field, in positional order (not deep-copied)."""
+    return {name: getattr(self, name) for name in GET_FIELDS}
+
+  def astuple(self) -> tuple[Any, ...]:
+    """Every field's value, in positional order (not deep-copied)."""
+    return tuple(getattr(self, name) for name in GET_FIELDS)
 
   @property
   def n_spatial(self) -> int:
     """Number of spatial axes of the finite activations."""
     return max(len(self.shape1) - 2, 0)
 
+  # --- affine maps --------------------------------------------------------
   def scale_preactivations(self, w_var: float, b_var: Optional[float] = None
                            ) -> "Kernel":
     """Covariances of `W z + b` for `W ~ N(0, w_var / fan_in)`, `b ~ N(0, b_var)`.
@@ -96,6 +130,117 @@ class Kernel:
     return self.replace(nngp=affine(self.nngp), cov1=affine(self.cov1),
                         cov2=affine(self.cov2))
 
+  def scale_outputs(self, scale) -> "Kernel":
+    """The kernel of `scale * f`: every covariance, NTK included, times `scale^2`."""
+    var = _scalar(scale, "*") ** 2
+    out = self.scale_preactivations(var)
+    return out.replace(ntk=None if self.ntk is None else var * self.ntk)
+
+  def add_bias(self, std) -> "Kernel":
+    """The kernel of `f + b`, `b ~ N(0, std^2)` shared by all entries of an example.
+
+    `nngp`, `cov1`, `cov2` gain `std^2`; the NTK is unchanged (`b` is fixed).
+    """
+    return self.scale_preactivations(1., _scalar(std, "+") ** 2)
+
+  # NT's operators: `*`/`/` scale the outputs, `+`/`-` add a bias of that
+  # standard deviation (so `-` adds too), unary `-`/`+` change nothing.
+  def __mul__(self, other) -> "Kernel":
+    return self.scale_outputs(other)
+
+  __rmul__ = __mul__
+
+  def __truediv__(self, other) -> "Kernel":
+    return self.scale_outputs(1. / _scalar(other, "/"))
+
+  def __add__(self, other) -> "Kernel":
+    return self.add_bias(other)
+
+  __radd__ = __add__
+
+  def __sub__(self, other) -> "Kernel":
+    return self.add_bias(_scalar(other, "-"))
+
+  __rsub__ = __sub__
+
+  def __neg__(self) -> "Kernel":
+    return self
+
+  __pos__ = __neg__
+
+  # --- layout -------------------------------------------------------------
+  def reverse(self) -> "Kernel":
+    """The same kernel with its spatial groups stored in the other order.
+
+    `nngp: (n1, n2, h, h', w, w')` becomes `(n1, n2, w, w', h, h')` and
+    `is_reversed` flips; the activations it describes do not change.
+    """
+    from ntcore import kernel_ops  # kernel_ops imports this module
+    return kernel_ops.reverse_spatial(self)
+
+  def transpose(self, axes: Optional[Sequence[int]] = None) -> "Kernel":
+    """Permutes the spatial groups of the arrays as `numpy.transpose(axes)`.
+
+    `axes` is a permutation of `range(n_spatial)` over the spatial groups as
+    stored (batch axes stay first); None keeps the order, as in NT. The
+    result is the kernel of the activations with those spatial axes
+    permuted; `shape1`, `shape2` and the masks follow.
+    """
+    from ntcore import _kernel_index
+    return _kernel_index.transpose(self, axes)
+
+  def slice(self, n1_slice: slice, n2_slice: slice) -> "Kernel":
+    """The kernel of `x1[n1_slice]` and `x2[n2_slice]` (slices of the batch).
+
+    With `x2=None` and two equal slices the result is again the kernel of
+    one batch with itself; otherwise `cov2` is sliced out of `cov1`.
+    """
+    from ntcore import _kernel_index
+    return _kernel_index.slice_batches(self, n1_slice, n2_slice)
+
+  def __getitem__(self, idx) -> "Kernel":
+    """The kernel of `x1[idx]` and `x2[idx]` (NumPy basic indexing).
+
+    `idx` holds ints, slices and `...`, one per axis of the activations. The
+    channel axis must be kept whole and the batch axis indexed by a slice.
+    """
+    from ntcore import _kernel_index
+    return _kernel_index.getitem(self, idx)
+
+  def mask(self, mask1: Optional[Array], mask2: Optional[Array]) -> "Kernel":
+    """Sets the masks and zeroes every covariance entry of a masked position.
+
+    A position is masked when all its channels are; masks broadcast against
+    `shape1`/`shape2`. With `x2=None` a None `mask2` means `mask1`.
+    """
+    from ntcore import _masking
+    return _masking.remask(self.replace(mask1=mask1, mask2=mask2))
+
+  def dot_general(self, other1: Optional[Array], other2: Optional[Array],
+                  is_lhs: bool, dimension_numbers) -> "Kernel":
+    """The kernel of `lax.dot_general` of `x1` with `other1`, `x2` with `other2`.
+
+    `is_lhs`: the constants are the left operands (`dot_general(other, x)`).
+    `cov' = other1 . cov . other2` contracted over the paired axes, with the
+    output stored in `dot_general`'s axis order (`is_reversed=False`).
+    """
+    from ntcore import _kernel_dot
+    return _kernel_dot.dot_general(self, other1, other2, is_lhs,
+                                   dimension_numbers)
+
+
+def _scalar(value, op: str):
+  """`value` if it may multiply a kernel's arrays; a Kernel is refused."""
+  if isinstance(value, Kernel):
+    raise KernelArithmeticError(_ARITHMETIC.format(op=op, other="Kernel"))
+  if not (isinstance(value, numbers.Number) or hasattr(value, "dtype")):
+    raise KernelArithmeticError(
+        _ARITHMETIC.format(op=op, other=type(value).__name__))
+  return value
+
+
+GET_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Kernel))
+"""Every name `kernel_fn(..., get=...)` accepts: each field of `Kernel`."""
 
 _DATA = [f.name for f in dataclasses.fields(Kernel)
          if not f.metadata.get("static")]
