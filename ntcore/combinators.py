@@ -10,10 +10,11 @@ import jax
 import jax.numpy as jnp
 from jax import lax, random
 
+from ntcore import masked
 from ntcore.kernel_ops import reverse_spatial
 from ntcore.errors import KernelRequirementError, ShapeError
 from ntcore.kernel_fn import KernelFn
-from ntcore.layer import Layer, make_layer
+from ntcore.layer import Layer, as_layer, make_layer
 
 
 class SerialKernelFn(KernelFn):
@@ -84,7 +85,7 @@ def serial(*layers) -> Layer:
     A `Layer`; its params are a list with one entry per layer. `apply_fn`
     splits a keyword `rng` between the layers.
   """
-  layers = [Layer(*l) for l in layers]
+  layers = [as_layer(*l) for l in layers]
   init_fns = [l.init_fn for l in layers]
   apply_fns = [l.apply_fn for l in layers]
 
@@ -100,12 +101,17 @@ def serial(*layers) -> Layer:
     rng = kwargs.pop("rng", None)
     rngs = (random.split(rng, len(layers)) if rng is not None
             else [None] * len(layers))
-    for f, p, r in zip(apply_fns, params, rngs):
-      inputs = f(p, inputs, rng=r, **kwargs)
+    # An explicit `mask=` describes the network's inputs: the first layer
+    # takes it, and every later one reads the mask its predecessor returns.
+    # `mask_constant` goes to every layer, as in NT.
+    mask = kwargs.pop("mask", None)
+    for i, (f, p, r) in enumerate(zip(apply_fns, params, rngs)):
+      extra = {} if i or mask is None else {"mask": mask}
+      inputs = f(p, inputs, rng=r, **extra, **kwargs)
     return inputs
 
-  return Layer(init_fn, apply_fn,
-               SerialKernelFn([_as_kernel_fn(l) for l in layers]))
+  return _named_layer("serial", init_fn, apply_fn,
+                      SerialKernelFn([_as_kernel_fn(l) for l in layers]))
 
 
 def parallel(*layers) -> Layer:
@@ -114,7 +120,7 @@ def parallel(*layers) -> Layer:
   Returns:
     A `Layer` mapping lists of inputs/shapes/kernels to lists.
   """
-  layers = [Layer(*l) for l in layers]
+  layers = [as_layer(*l) for l in layers]
 
   def init_fn(key, input_shape):
     keys = random.split(key, len(layers))
@@ -125,11 +131,21 @@ def parallel(*layers) -> Layer:
     rng = kwargs.pop("rng", None)
     rngs = (random.split(rng, len(layers)) if rng is not None
             else [None] * len(layers))
-    return [l.apply_fn(p, x, rng=r, **kwargs)
-            for l, p, x, r in zip(layers, params, inputs, rngs)]
+    inputs = masked.branches(inputs)
+    mask = kwargs.pop("mask", None)
+    masks = (mask if isinstance(mask, (list, tuple))
+             else [mask] * len(layers))
+    return [l.apply_fn(p, x, rng=r, **({} if m is None else {"mask": m}),
+                       **kwargs)
+            for l, p, x, r, m in zip(layers, params, inputs, rngs, masks)]
 
-  return Layer(init_fn, apply_fn,
-               ParallelKernelFn([_as_kernel_fn(l) for l in layers]))
+  return _named_layer("parallel", init_fn, apply_fn,
+                      ParallelKernelFn([_as_kernel_fn(l) for l in layers]))
+
+
+def _named_layer(name, init_fn, apply_fn, kernel_fn) -> Layer:
+  init_fn.__name__ = apply_fn.__name__ = name  # as NT names them
+  return Layer(init_fn, apply_fn, kernel_fn)
 
 
 def _as_kernel_fn(layer: Layer) -> KernelFn:
@@ -371,7 +387,7 @@ def repeat(layer, n: int) -> Layer:
   The layer must keep its input's shape. Params are stacked along a leading
   axis of size `n` (one set per repetition).
   """
-  layer = Layer(*layer)
+  layer = as_layer(*layer)
   if n < 0:
     raise ValueError(f"repeat needs n >= 0, got {n}.")
 
@@ -399,7 +415,8 @@ def repeat(layer, n: int) -> Layer:
     if rngs is None:
       def body_no_rng(x, p):
         return layer.apply_fn(p, x, **kwargs), None
-      return lax.scan(body_no_rng, inputs, params)[0]
-    return lax.scan(body, inputs, (params, rngs))[0]
+      return lax.scan(body_no_rng, inputs, params, length=n)[0]
+    return lax.scan(body, inputs, (params, rngs), length=n)[0]
 
-  return Layer(init_fn, apply_fn, RepeatKernelFn(_as_kernel_fn(layer), n))
+  return _named_layer("repeat", init_fn, apply_fn,
+                      RepeatKernelFn(_as_kernel_fn(layer), n))

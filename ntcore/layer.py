@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 from typing import Any, Callable, NamedTuple, Optional, Protocol
 
 from ntcore.kernel import Kernel
@@ -154,11 +155,77 @@ def make_layer(name: str, init_fn: InitFn, apply_fn: ApplyFn,
 
   Returns:
     `Layer(init_fn, apply_fn, kernel_fn)`; `kernel_fn` accepts raw inputs
-    (`kernel_fn(x1, x2=None, get=None, **kwargs)`) or a `Kernel`.
+    (`kernel_fn(x1, x2=None, get=None, **kwargs)`) or a `Kernel`, and
+    `apply_fn` takes NT's masking keywords (`mask_constant=`, or `mask=`):
+    masked entries are zeroed before the layer, `mask_fn` carries the mask
+    to the output, and the output is then a `ntcore.masked.MaskedArray`.
   """
-  from ntcore.kernel_fn import LeafKernelFn  # pylint: disable=import-outside-toplevel
-  return Layer(init_fn, apply_fn,
-               LeafKernelFn(name, rule, requires, init_fn, mask_fn))
+  # pylint: disable=import-outside-toplevel
+  from ntcore import _masking, masked
+  from ntcore.kernel_fn import LeafKernelFn
+  kernel_fn = LeafKernelFn(name, rule, requires, init_fn, mask_fn)
+
+  def propagate(masks, in_shapes, out_shapes):
+    return _masking.propagate(kernel_fn, masks, in_shapes, out_shapes)
+
+  apply_with_masking = masked.masking_apply_fn(apply_fn, propagate)
+  apply_with_masking.__name__ = name
+  return Layer(_named(init_fn, name), apply_with_masking, kernel_fn)
+
+
+def _named(init_fn: InitFn, name: str) -> InitFn:
+  """`init_fn` under the layer's name (NT programs read `init_fn.__name__`)."""
+  @functools.wraps(init_fn)
+  def named_init_fn(key, input_shape):
+    return init_fn(key, input_shape)
+  named_init_fn.__name__ = named_init_fn.__qualname__ = name
+  return named_init_fn
+
+
+NT_REQUIREMENTS = "_ntcore_requirements"
+"""Attribute under which `stax.requires` stores an NT-style kernel function's
+requirements (a dict of NT's keywords)."""
+
+
+def as_layer(init_fn: InitFn, apply_fn: ApplyFn, kernel_fn: Any,
+             mask_fn: Optional[MaskFn] = None, remask: bool = False,
+             name: Optional[str] = None) -> Layer:
+  """A `Layer` from any `(init_fn, apply_fn, kernel_fn)` triple.
+
+  An ntcore triple is returned as it is. A triple written Neural Tangents'
+  way, whose `kernel_fn(k: Kernel, **kwargs) -> Kernel` is a plain function
+  (its requirements stated by `stax.requires`), becomes the same kind of
+  layer `make_layer` builds: one code path for plugin and NT-style layers.
+
+  Args:
+    init_fn, apply_fn, kernel_fn: the layer's functions.
+    mask_fn: `mask_fn(mask, input_shape) -> output_mask` (from
+      `stax.supports_masking`); None keeps the mask where the shape is kept.
+    remask: zero covariances of masked positions after the rule.
+    name: the layer's name in messages; defaults to `kernel_fn.__name__`.
+  """
+  # pylint: disable=import-outside-toplevel
+  from ntcore.kernel_fn import KernelFn
+  if isinstance(kernel_fn, KernelFn):
+    return Layer(init_fn, apply_fn, kernel_fn)
+  if not callable(kernel_fn):
+    raise TypeError(f"kernel_fn must be callable, got {kernel_fn!r}.")
+  from ntcore.diagonal import to_diag
+  reqs = dict(getattr(kernel_fn, NT_REQUIREMENTS, {}))
+  requires = Requirements(
+      diagonal_batch=to_diag(reqs.get("diagonal_batch")),
+      diagonal_spatial=to_diag(reqs.get("diagonal_spatial")),
+      batch_axis=reqs.get("batch_axis"), channel_axis=reqs.get("channel_axis"),
+      remask=remask)
+  name = name or getattr(kernel_fn, "__name__", None) or "layer"
+  return make_layer(name, init_fn, _unwrap_masking(apply_fn), kernel_fn,
+                    requires, mask_fn)
+
+
+def _unwrap_masking(apply_fn):
+  """The layer's own `apply_fn` under an ntcore masking wrapper, if any."""
+  return getattr(apply_fn, "__wrapped__", apply_fn) if getattr(
+      apply_fn, "_ntcore_masking", False) else apply_fn
 
 
 def elementwise_layer(name: str, fn: Callable[[Array], Array],

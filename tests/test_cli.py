@@ -199,7 +199,7 @@ def test_ntcore_error_in_a_command_is_a_clean_cli_error(use_plugins):
   def register_commands(cli):
     @cli.command("needs-conv")
     def needs_conv():
-      ntcore.stax.layer("Conv")
+      ntcore.stax.from_registry("Conv")
 
   use_plugins(fake_commands_plugin("fake-cmd", register_commands))
   result = CliRunner().invoke(main, ["needs-conv"])

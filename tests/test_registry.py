@@ -113,14 +113,14 @@ def test_clash_bare_name_raises_naming_both_plugins_and_fixes(use_plugins):
   assert "'fake-a:Foo'" in msg and "'fake-b:Foo'" in msg
   assert "NTCORE_LOAD_PLUGINS" in msg and "uninstall one" in msg
   with pytest.raises(LayerNameClashError):
-    stax.layer("Foo")
-  assert stax.Bar is stax.layer("fake-a:Bar")  # unclashed names stay bare
+    stax.from_registry("Foo")
+  assert stax.Bar is stax.from_registry("fake-a:Bar")  # unclashed names stay bare
 
 
 def test_clashing_names_stay_usable_qualified(use_plugins):
   use_plugins(fake_plugin("fake-a", ("Foo", 2.)),
               fake_plugin("fake-b", ("Foo", 3.)))
-  np.testing.assert_allclose(nngp_of(stax.layer("fake-a:Foo")), 4. * GRAM)
+  np.testing.assert_allclose(nngp_of(stax.from_registry("fake-a:Foo")), 4. * GRAM)
   np.testing.assert_allclose(nngp_of(getattr(stax, "fake-b:Foo")), 9. * GRAM)
 
 
@@ -252,13 +252,13 @@ def test_typo_gets_a_close_match_suggestion(use_plugins):
   with pytest.raises(LayerNotInstalledError, match="Did you mean Dense"):
     stax.Dence  # pylint: disable=pointless-statement
   with pytest.raises(LayerNotInstalledError, match="Did you mean Foo"):
-    stax.layer("Fooo")
+    stax.from_registry("Fooo")
 
 
 def test_no_plugins_at_all_says_none_installed(use_plugins):
   use_plugins()
   with pytest.raises(LayerNotInstalledError, match="Installed layer plugins: none"):
-    stax.layer("Dense")
+    stax.from_registry("Dense")
   assert "Foo" not in dir(stax) and "serial" in dir(stax)
 
 

@@ -249,7 +249,7 @@ def test_cli_lists_step(fresh_global_registry):
 
 def test_stax_step_resolves_through_registry(fresh_global_registry):
   assert stax.Step is Step
-  assert stax.layer("nt-step:Step") is Step
+  assert stax.from_registry("nt-step:Step") is Step
   assert "Step" in dir(stax)
   assert fresh_global_registry.layers.get("Step").plugin == "nt-step"
   assert not [e for e in fresh_global_registry.errors() if e.plugin == "nt-step"]

@@ -79,7 +79,7 @@ def test_masked_outputs_of_the_finite_network_are_the_unpadded_ones():
   _, params = jax.jit(init_fn, static_argnums=1)(jax.random.PRNGKey(0),
                                                  x.shape)
   mask = x[..., :1] == PAD
-  out = jax.jit(apply_fn)(params, x, mask=mask)
+  out = jax.jit(stax.unmask_fn(apply_fn))(params, x, mask=mask)
   for i, s in enumerate(seqs):
     short = list(params)
     q, k, v, o, b, pos = short[1]

@@ -28,4 +28,4 @@ def test_hook_registers_both_layers(plugin_manager):
 
 def test_installed_entry_point_resolves_through_stax():
   assert stax.GlobalSelfAttention is nt_attention.GlobalSelfAttention
-  assert stax.layer("nt-attention:Aggregate") is nt_attention.Aggregate
+  assert stax.from_registry("nt-attention:Aggregate") is nt_attention.Aggregate
