@@ -29,6 +29,73 @@ def canonical_input(x, name: str) -> jnp.ndarray:
   return jnp.asarray(x, jax.dtypes.canonicalize_dtype(jnp.float64))
 
 
+def canonical_inputs(x, name: str):
+  """`canonical_input` of an input batch, or of each of a list of them."""
+  if isinstance(x, (list, tuple)):
+    return [canonical_input(xi, f"{name}[{i}]") for i, xi in enumerate(x)]
+  return canonical_input(x, name)
+
+
+def check_pairs(x1, x2, batch_axis: int) -> None:
+  """`check_pair` for inputs or lists of inputs (one per network input)."""
+  if x2 is None:
+    return
+  if isinstance(x1, list) != isinstance(x2, list) or (
+      isinstance(x1, list) and len(x1) != len(x2)):
+    n1 = len(x1) if isinstance(x1, list) else 1
+    n2 = len(x2) if isinstance(x2, list) else 1
+    raise ShapeError(f"x1 has {n1} input(s) and x2 has {n2}; give both the "
+                     f"same number (one array per network input).")
+  if isinstance(x1, list):
+    for i, (a, b) in enumerate(zip(x1, x2)):
+      check_pair(a, b, batch_axis, f"x1[{i}]", f"x2[{i}]")
+  else:
+    check_pair(x1, x2, batch_axis)
+
+
+SAME_INPUTS_EPS = 1e-12
+"""`x2` within this (absolute, entrywise) of `x1` is `x1` (as in NT)."""
+
+
+def same_inputs(x1, x2) -> Optional[bool]:
+  """Whether `x2` is `x1`: True, False, or None when only a traced
+  comparison can tell (inputs of equal shapes under a transformation)."""
+  if x2 is None or x2 is x1:
+    return True
+  if isinstance(x1, (list, tuple)) or isinstance(x2, (list, tuple)):
+    if not (isinstance(x1, (list, tuple)) and isinstance(x2, (list, tuple))
+            and len(x1) == len(x2)):
+      return False
+    answers = [same_inputs(a, b) for a, b in zip(x1, x2)]
+    if any(a is False for a in answers):
+      return False
+    return None if any(a is None for a in answers) else True
+  if np.shape(x1) != np.shape(x2):
+    return False
+  if isinstance(x1, jax.core.Tracer) or isinstance(x2, jax.core.Tracer):
+    return None
+  a = np.asarray(x1)
+  b = np.asarray(x2)
+  if a.dtype.kind not in "fiub" or b.dtype.kind not in "fiub":
+    return bool(np.array_equal(a, b))
+  return bool(np.all(np.abs(a - b) < SAME_INPUTS_EPS))
+
+
+def traced_same(x1, x2):
+  """On-device `same_inputs` of canonical inputs of equal shapes."""
+  if isinstance(x1, list):
+    return jnp.all(jnp.stack([traced_same(a, b) for a, b in zip(x1, x2)]))
+  return jnp.all(jnp.abs(x1 - x2) < SAME_INPUTS_EPS)
+
+
+def inputs_to_kernels(x1, x2, **kwargs):
+  """`inputs_to_kernel` of inputs, or a list of kernels for lists of inputs."""
+  if isinstance(x1, list):
+    x2 = [None] * len(x1) if x2 is None else x2
+    return [inputs_to_kernel(a, b, **kwargs) for a, b in zip(x1, x2)]
+  return inputs_to_kernel(x1, x2, **kwargs)
+
+
 def check_pair(x1, x2, batch_axis: int, name1="x1", name2="x2") -> None:
   """Raises if `x1` and `x2` differ anywhere but along the batch axis."""
   if x2 is None:

@@ -13,6 +13,7 @@ A `KernelFn` is both
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 from typing import Any, Optional, Sequence
 
@@ -25,14 +26,18 @@ from ntcore.errors import (KernelRequirementError, NOT_GAUSSIAN,
 from ntcore.kernel import Kernel
 from ntcore.layer import FULL_UNLESS_ZERO, Diag, Requirements
 
-_AXES = ("batch", "spatial")
-_KERNEL_FIELDS = ("nngp", "ntk", "cov1", "cov2")
+_GET_FIELDS = tuple(f.name for f in dataclasses.fields(Kernel))
+_ARRAY_FIELDS = frozenset({"nngp", "ntk", "cov1", "cov2", "mask1", "mask2"})
 
 
 class KernelFn:
   """Base class of layer and network kernel functions."""
 
   name: str = "layer"
+
+  @property
+  def __name__(self) -> str:  # NT sets kernel_fn.__name__ to the layer's name
+    return self.name.split("(", 1)[0]
 
   # --- what combinators ask of a kernel function -------------------------
   def needs_full(self, axis: str, full_output_needed: bool) -> bool:
@@ -57,52 +62,77 @@ class KernelFn:
     """Computes the kernel of the network's outputs.
 
     Args:
-      x1_or_kernel: inputs `x1` of shape `(n1, ...)`, or a `Kernel` (or a
-        list of them) to transform.
-      x2: inputs `(n2, ...)`, or None for the kernel of `x1` with itself.
-      get: None (return the `Kernel`), a name (`"nngp"`, `"ntk"`, `"cov1"`,
-        ...) or a tuple of names (a namedtuple in that order). The NTK is
-        computed only when asked for.
+      x1_or_kernel: inputs `x1` of shape `(n1, ...)`, a list of them for a
+        network that starts with `parallel`, or a `Kernel` (or a list of
+        them) to transform.
+      x2: inputs `(n2, ...)` (a list for a `parallel` network), or None for
+        the kernel of `x1` with itself. An `x2` that is `x1`, or equal to it
+        within 1e-12, is treated as None (also under `jit`, where the check
+        runs on device), so same-example entries are computed exactly and
+        `kernel_fn(x, x)`, `kernel_fn(x, x.copy())` and `kernel_fn(x)` agree;
+        `cov2` is then `cov1`.
+      get: None (return the `Kernel`), a field name (`"nngp"`, `"ntk"`,
+        `"cov1"`, `"is_gaussian"`, `"shape1"`, ...) or a tuple of names (an
+        `AnalyticKernel` namedtuple in that order). The NTK is computed only
+        when asked for. A network ending in `parallel` returns a list with
+        one such result per branch.
       **kwargs: `diagonal_batch`, `diagonal_spatial` (which blocks of the
         output to keep), `mask_constant` (input entries equal to it are
         masked), and any keyword a layer's rule consumes.
 
     Returns:
       What `get` names: arrays `(n1, n2, <spatial>)`, a namedtuple of them,
-      or a `Kernel`.
+      or a `Kernel` (a list of these for a network ending in `parallel`).
     """
     if _is_kernel(x1_or_kernel):
       out = self.transform(x1_or_kernel, previous="the input kernel", **kwargs)
-      return out if get is None else _select(out, _canonical_get(get)[0])
-    get, names, single = _canonical_get(get)
+      return _output(out, _canonical_get(get))
+    get_form = _canonical_get(get)
     batch_axis, channel_axis = self.input_axes()
     batch_axis = 0 if batch_axis is None else batch_axis
     channel_axis = -1 if channel_axis is None else channel_axis
-    x1 = _inputs.canonical_input(x1_or_kernel, "x1")
-    x2 = None if x2 is None else _inputs.canonical_input(x2, "x2")
-    _inputs.check_pair(x1, x2, batch_axis)
+    if isinstance(x2, (list, tuple)) and all(x is None for x in x2):
+      x2 = None  # NT's `(None, None)` for a two-input network
+    x1 = _inputs.canonical_inputs(x1_or_kernel, "x1")
+    same = _inputs.same_inputs(x1_or_kernel, x2)
+    x2 = None if x2 is None else _inputs.canonical_inputs(x2, "x2")
+    _inputs.check_pairs(x1, x2, batch_axis)
     diagonal_batch = self._diagonal("batch", kwargs.pop("diagonal_batch", None))
     diagonal_spatial = self._diagonal("spatial",
                                       kwargs.pop("diagonal_spatial", None))
-    static = dict(names=names, diagonal_batch=diagonal_batch,
+    names = get_form[1]
+    inside = names if names is not None and set(names) <= _ARRAY_FIELDS else None
+    static = dict(diagonal_batch=diagonal_batch,
                   diagonal_spatial=diagonal_spatial, batch_axis=batch_axis,
                   channel_axis=channel_axis,
                   mask_constant=kwargs.pop("mask_constant", None),
-                  x2_is_none=x2 is None)
+                  compute_ntk=names is None or "ntk" in names)
     dynamic, static_kwargs = _split_kwargs(kwargs)
     try:
       hash(static_kwargs)
-      run = functools.partial(self._jitted, static_kwargs=static_kwargs,
-                              **static)
+      forward = self._jitted
     except TypeError:  # an unhashable static keyword: run without jit
-      run = functools.partial(self._forward, static_kwargs=static_kwargs,
-                              **static)
-    out = run(x1, x2, dynamic)
-    if get is None:
-      return out
-    if single:
-      return out[0]
-    return _get_tuple(tuple(names))(*out)
+      forward = self._forward
+
+    def run(a, b, names_in):
+      return forward(a, b, dynamic, names=names_in, x2_is_none=b is None,
+                     static_kwargs=static_kwargs, **static)
+
+    if x2 is None or same is True:
+      out = run(x1, None, _same_names(inside))
+      if x2 is not None:
+        out = _as_given_twice(out, inside, keep_flag=True)
+    elif same is None:  # traced inputs of equal shapes: decide on device
+      out = jax.lax.cond(
+          _inputs.traced_same(x1, x2),
+          lambda a, b: _as_given_twice(run(a, None, _same_names(inside)),
+                                       inside, keep_flag=False),
+          lambda a, b: run(a, b, inside), x1, x2)
+    else:
+      out = run(x1, x2, inside)
+    if inside is not None:
+      return _shape_output(out, get_form)
+    return _output(out, get_form)
 
   def _diagonal(self, axis: str, asked: Optional[bool]) -> bool:
     """Which blocks the input kernel carries along `axis` (True: diagonal)."""
@@ -126,17 +156,18 @@ class KernelFn:
   def _jitted(self):
     return jax.jit(self._forward, static_argnames=(
         "names", "diagonal_batch", "diagonal_spatial", "batch_axis",
-        "channel_axis", "mask_constant", "x2_is_none", "static_kwargs"))
+        "channel_axis", "mask_constant", "x2_is_none", "static_kwargs",
+        "compute_ntk"))
 
   def _forward(self, x1, x2, dynamic, *, names, diagonal_batch,
                diagonal_spatial, batch_axis, channel_axis, mask_constant,
-               x2_is_none, static_kwargs):
+               x2_is_none, static_kwargs, compute_ntk):
     del x2_is_none  # part of the jit cache key only
-    k = _inputs.inputs_to_kernel(
+    k = _inputs.inputs_to_kernels(
         x1, x2, diagonal_batch=diagonal_batch,
-        diagonal_spatial=diagonal_spatial,
-        compute_ntk=names is None or "ntk" in names, batch_axis=batch_axis,
-        channel_axis=channel_axis, mask_constant=mask_constant)
+        diagonal_spatial=diagonal_spatial, compute_ntk=compute_ntk,
+        batch_axis=batch_axis, channel_axis=channel_axis,
+        mask_constant=mask_constant)
     k = self.transform(k, **dict(static_kwargs), **dynamic)
     if isinstance(k, (list, tuple)):
       k = [_finalize(ki) for ki in k]
@@ -186,9 +217,53 @@ class LeafKernelFn(KernelFn):
 
 @functools.lru_cache(maxsize=None)
 def _get_tuple(names: tuple[str, ...]):
-  """One namedtuple class per `get`, so results of two calls are the same
-  pytree type (`jax.tree_util.tree_map` over both works)."""
-  return collections.namedtuple("Kernel", names)
+  """One namedtuple class per `get`, named as NT names it, so results of two
+  calls are the same pytree type (`jax.tree_util.tree_map` over both works)."""
+  return collections.namedtuple("AnalyticKernel", names)
+
+
+def _same_names(names):
+  """The fields to compute when `x2` is `x1`: `cov2` is then `cov1`."""
+  if names is None:
+    return None
+  return tuple("cov1" if n == "cov2" else "mask1" if n == "mask2" else n
+               for n in names)
+
+
+def _as_given_twice(out, names, keep_flag: bool):
+  """The `x2=None` result as the result for `x2` equal to `x1`.
+
+  `cov2 = cov1` and `mask2 = mask1`. `keep_flag`: keep `x1_is_x2=True`
+  (decided before tracing); otherwise the flag is cleared so both branches
+  of an on-device decision have one structure.
+  """
+  if isinstance(out, list):
+    return [_as_given_twice(o, names, keep_flag) for o in out]
+  if names is None:
+    return out.replace(cov2=out.cov1, mask2=out.mask1,
+                       x1_is_x2=out.x1_is_x2 if keep_flag else False)
+  return out
+
+
+def _shape_output(out, get_form):
+  """Arrays selected inside jit, in the form `get` asks for."""
+  _, names, single = get_form
+  if isinstance(out, list):
+    return [_shape_output(o, get_form) for o in out]
+  if single:
+    return out[0]
+  return _get_tuple(tuple(names))(*out)
+
+
+def _output(out, get_form):
+  """`get`'s fields of a Kernel (or list of Kernels), selected outside jit."""
+  _, names, single = get_form
+  if names is None:
+    return out
+  if isinstance(out, (list, tuple)):
+    return [_output(o, get_form) for o in out]
+  values = _select(out, names)
+  return values[0] if single else _get_tuple(tuple(names))(*values)
 
 
 def _check_axes(layer: LeafKernelFn, k: Kernel) -> None:
@@ -237,7 +312,12 @@ def _out_shape_cached(init_fn, in_shape):
     box.append(shape)
     return params
 
-  jax.eval_shape(f, jax.random.PRNGKey(0))
+  try:
+    jax.eval_shape(f, jax.random.PRNGKey(0))
+  except NotImplementedError:
+    # A layer with no finite network (NT's kernel-only layers) keeps the
+    # shape of its input.
+    return _freeze(_unfreeze(in_shape))
   return _freeze(box[0])
 
 
@@ -280,17 +360,14 @@ def _canonical_get(get):
   else:
     names = tuple(get)
     single = False
-  valid = set(_KERNEL_FIELDS) | {"mask1", "mask2"}
   for n in names:
-    if n not in valid:
-      raise ValueError(f"get={get!r}: {n!r} is not a kernel field; use "
-                       f"'nngp', 'ntk', 'cov1' or 'cov2' (or a tuple of them).")
+    if n not in _GET_FIELDS:
+      raise ValueError(f"get={get!r}: {n!r} is not a kernel field; use one "
+                       f"of {', '.join(_GET_FIELDS)} (or a tuple of them).")
   return get, names, single
 
 
 def _select(k: Kernel, names: Sequence[str]):
-  if isinstance(names, str):
-    return getattr(k, names)
   return tuple(getattr(k, n) for n in names)
 
 

@@ -1,0 +1,74 @@
+"""`kernel_fn(x, x)` is the kernel of `x` with itself.
+
+Passing the training set twice is the common idiom. ReLU-family kernels go
+through `arccos(c / sqrt(q q'))`, whose slope is infinite at correlation 1:
+computed as a pair of different inputs, the diagonal drifts by round-off
+amplified layer after layer. Same-example entries must come from the
+diagonal formula, whichever way `x` is passed.
+"""
+
+import jax
+import numpy as np
+import pytest
+
+import ntcore as nt
+from ntcore import stax
+
+X = np.random.RandomState(0).normal(size=(6, 3))
+
+
+def deep_relu(depth=13):
+  return stax.serial(*[stax.Dense(8, W_std=2 ** 0.5, b_std=0.1), stax.Relu()]
+                     * depth, stax.Dense(1))[2]
+
+
+@pytest.fixture(scope="module")
+def kernel_fn():
+  return deep_relu()
+
+
+def test_x_twice_agrees_with_x_and_none(kernel_fn):
+  want = kernel_fn(X, None, ("nngp", "ntk"))
+  for x2 in (X, X.copy(), X + 1e-14):
+    got = kernel_fn(X, x2, ("nngp", "ntk"))
+    for g, w in zip(got, want):
+      np.testing.assert_array_equal(g, w)
+
+
+def test_under_jit_the_check_runs_on_device(kernel_fn):
+  want = kernel_fn(X, None, "ntk")
+  jitted = jax.jit(kernel_fn, static_argnames="get")
+  np.testing.assert_array_equal(jitted(X, X.copy(), "ntk"), want)
+  # Different inputs of the same shape still get the pairwise kernel.
+  other = X[::-1].copy()
+  np.testing.assert_allclose(jitted(X, other, "ntk"),
+                             kernel_fn(X, other, "ntk"), rtol=1e-12)
+
+
+def test_through_batch(kernel_fn):
+  want = kernel_fn(X, None, "nngp")
+  np.testing.assert_allclose(nt.batch(kernel_fn, 3)(X, X.copy(), "nngp"),
+                             want, rtol=1e-13)
+
+
+def test_same_example_entries_are_the_variances(kernel_fn):
+  exact = np.diag(kernel_fn(X, None, "nngp"))
+  cov1 = kernel_fn(X, None, "cov1")
+  np.testing.assert_allclose(exact, cov1, rtol=1e-13)
+
+
+def test_cov2_is_cov1_when_x_is_given_twice(kernel_fn):
+  k = kernel_fn(X, X)
+  np.testing.assert_array_equal(k.cov2, k.cov1)
+  assert kernel_fn(X, None).cov2 is None
+
+
+def test_other_inputs_are_not_mistaken_for_x(kernel_fn):
+  x2 = X.copy()
+  x2[0, 0] += 1e-6
+  got = kernel_fn(X, x2, "nngp")
+  assert not np.array_equal(got, kernel_fn(X, None, "nngp"))
+  # Away from the changed example it is the same kernel, up to the drift
+  # of the pairwise path at correlation 1 that the identity check avoids.
+  np.testing.assert_allclose(got[1:, 1:], kernel_fn(X, None, "nngp")[1:, 1:],
+                             rtol=1e-6)
