@@ -85,6 +85,7 @@ class KernelFn:
       or a `Kernel` (a list of these for a network ending in `parallel`).
     """
     if _is_kernel(x1_or_kernel):
+      self._check_blocks(x1_or_kernel)
       out = self.transform(x1_or_kernel, previous="the input kernel", **kwargs)
       return _output(out, _canonical_get(get))
     get_form = _canonical_get(get)
@@ -133,6 +134,18 @@ class KernelFn:
     if inside is not None:
       return _shape_output(out, get_form)
     return _output(out, get_form)
+
+  def _check_blocks(self, k) -> None:
+    """A given input kernel must carry the blocks this network reads."""
+    for ki in (k if isinstance(k, (list, tuple)) else [k]):
+      for axis, full_out in (("batch", False), ("spatial", FULL_UNLESS_ZERO)):
+        if (getattr(ki, f"diagonal_{axis}")
+            and self.needs_full(axis, full_out) is True):
+          raise KernelRequirementError(
+              f"{self.name} reads off-diagonal {axis} covariances, but the "
+              f"input kernel has diagonal_{axis}=True and does not hold "
+              f"them. Recompute the input kernel with "
+              f"diagonal_{axis}=False.")
 
   def _diagonal(self, axis: str, asked: Optional[bool]) -> bool:
     """Which blocks the input kernel carries along `axis` (True: diagonal)."""
