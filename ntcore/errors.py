@@ -47,7 +47,10 @@ class PredictArgumentError(NtcoreError, ValueError):
   """Arguments of a `predict_fn` that do not fit together (times, outputs)."""
 
 
+# How to install a plugin: from the source checkout the core was installed
+# from in editable mode, or else from the package index by its name.
 INSTALL_HINT = "pip install -e plugins/{package}"
+INSTALL_FROM_INDEX = "pip install {dist}"
 
 NOT_INSTALLED = (
     "{where}{name} is not installed.\n"
