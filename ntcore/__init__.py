@@ -19,7 +19,7 @@ from ntcore.layer import (GAUSSIAN_INPUT, Diag, Layer, Requirements,
 from ntcore.parallel import batch
 from ntcore.registry import get_registry
 
-__version__ = "0.1.0"
+__version__ = importlib.metadata.version("ntcore-jax")
 
 __all__ = [
     "Diag", "GAUSSIAN_INPUT", "Kernel", "KernelFn", "KernelRequirementError",

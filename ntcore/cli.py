@@ -19,6 +19,7 @@ from typing import Optional
 import click
 
 from ntcore import errors, registry
+from ntcore.registry import providers
 from ntcore.registry.manager import LoadError, call_one
 
 _CLASH_LINE = "Warning: " + " ".join(
@@ -126,7 +127,9 @@ class _Ntcore(click.Group):
 
 
 @click.group(cls=_Ntcore)
-@click.version_option(package_name="ntcore")
+# The distribution is `ntcore-jax`; `ntcore` on PyPI is an unrelated project.
+@click.version_option(package_name=providers.CORE_DISTRIBUTION,
+                      prog_name="ntcore")
 def main():
   """ntcore: infinite-width neural networks; layers come from plugins."""
 
