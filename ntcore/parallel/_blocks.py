@@ -2,10 +2,10 @@
 
 `x1` (n1 examples) is cut into row blocks of `b1` examples and `x2` (n2) into
 column blocks of `b2`; the last block of each may be short (ragged). It is
-padded to the full block size by repeating its last example, so that every
-block has one shape (one compilation, and blocks of one kind can be stacked
-across devices); the padded rows and columns are dropped when the block is
-written into the result.
+padded to the full block size by repeating its last example
+(`_split.take_block`), so that every block has one shape (one compilation,
+and blocks of one kind can be stacked across devices); the padded rows and
+columns are dropped when the block is written into the result.
 
 When `x2` is None the kernel is symmetric: only the blocks on and above the
 diagonal are computed (`T (T + 1) / 2` of `T^2`), and each block above the
@@ -15,9 +15,7 @@ diagonal also fills its mirror image below it.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterator
-
-import numpy as np
+from typing import Iterator
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -77,12 +75,6 @@ class Grid:
 
   def cols(self, j: int) -> slice:
     return slice(j * self.b2, min((j + 1) * self.b2, self.n2))
-
-
-def take_block(x: Any, axis: int, rows: slice, size: int) -> np.ndarray:
-  """`x[rows]` along `axis`, padded to `size` by repeating its last entry."""
-  index = np.minimum(np.arange(rows.start, rows.start + size), rows.stop - 1)
-  return np.take(x, index, axis=axis)
 
 
 def chunks(items: list, size: int) -> Iterator[list]:

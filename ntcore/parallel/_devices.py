@@ -1,7 +1,9 @@
 """Running blocks on devices: one block per device per round.
 
 With one device the kernel function is simply called on each block (it jits
-itself). With several, the blocks of a round are stacked along a leading
+itself); so it is when the batched function is being traced (under
+`jax.jit`, `vmap`, `grad`), where the blocks become part of the enclosing
+computation and its compiler places them. With several, the blocks of a round are stacked along a leading
 axis, laid out one per device with a `NamedSharding` over a 1-d mesh, and
 `jax.shard_map` runs the kernel function on each device's block: no
 communication, each device holds only its own block's intermediates.
@@ -56,11 +58,18 @@ def select_devices(device_count: int) -> list:
   return list(local[:device_count])
 
 
-def run_direct(call: Callable, inputs: Sequence[Any], dynamic: Any
-               ) -> list[list[np.ndarray]]:
-  """Calls `call(block_inputs, dynamic)` block after block; host leaves."""
-  return [[np.asarray(l) for l in jax.tree_util.tree_leaves(call(x, dynamic))]
-          for x in inputs]
+def run_direct(call: Callable, inputs: Sequence[Any], dynamic: Any,
+               host: bool = True) -> list[list[Any]]:
+  """Calls `call(block_inputs, dynamic)` block after block.
+
+  Returns each block's leaves, as host arrays when `host`; else as they
+  come (tracers, when the batched function is being traced).
+  """
+  out = []
+  for x in inputs:
+    leaves = jax.tree_util.tree_leaves(call(x, dynamic))
+    out.append([np.asarray(l) for l in leaves] if host else leaves)
+  return out
 
 
 class ShardedRunner:

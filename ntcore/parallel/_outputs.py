@@ -146,7 +146,9 @@ def fix_static_shapes(out: Any, n1: int, n2: int) -> Any:
       return node
 
     def resize(shape, n):
-      if not shape or isinstance(shape, list):
+      if isinstance(shape, list):  # one shape per input of a parallel layer
+        return [resize(s, n) for s in shape]
+      if not shape:
         return shape
       shape = list(shape)
       shape[node.batch_axis] = n

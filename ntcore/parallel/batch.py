@@ -15,6 +15,17 @@ size (Neural Tangents issue #89). Beyond Neural Tangents' `nt.batch`:
 * `store=` keeps finished blocks on disk (`_store.BlockStore`), so that a
   killed run resumes and recomputes only the missing blocks;
 * a progress bar on stderr.
+
+As in Neural Tangents, `x1` and `x2` may be pytrees of arrays (the list
+`[xa, xb]` of a network that starts with `stax.parallel`; every leaf is cut
+along the batch axis, see `_split`) and may differ beyond the batch axis,
+and list outputs (a network that ends with `parallel`) are put together
+output by output. When batching leaves a single block on one device with no
+store, `batched` is `kernel_fn` itself. Called under `jax.jit`, `jax.vmap`
+or `jax.grad` (inputs or arguments are tracers), the blocks are computed in
+the enclosing trace, serially, and assembled with `jax.numpy`: the same
+numbers as the concrete, single-device path, without store, progress bar
+or device placement.
 """
 
 from __future__ import annotations
@@ -34,7 +45,7 @@ from ntcore.errors import BatchError
 from ntcore.kernel import Kernel
 from ntcore.kernel_fn import KernelFn
 from ntcore.parallel import (_assemble, _blocks, _devices, _outputs,
-                             _progress, _store, distributed)
+                             _progress, _split, _store, distributed)
 from ntcore.parallel._blocks import Block, Grid
 
 StoreLike = Union[None, str, "os.PathLike", _store.BlockStore]
@@ -51,7 +62,13 @@ def batch(kernel_fn: Callable[..., Any], batch_size: int = 0,
   per-example quantities (`cov1`, `cov2`): analytic `stax` kernel functions,
   `nt.empirical_kernel_fn(f)` (`args` are `get, params`) and
   `nt.monte_carlo_kernel_fn(...)`. Examples must not interact (no
-  `diagonal_batch=False` output).
+  `diagonal_batch=False` output). `x1` and `x2` are arrays or pytrees of
+  arrays (`[xa, xb]` for a multi-input network), cut along the batch axis
+  only; outputs may be lists (one per output of a multi-output network).
+
+  The batched function can be traced: under `jax.jit`, `jax.vmap` or
+  `jax.grad` the blocks are computed in the trace (see the module
+  docstring), and with `batch_size=0` on one device it is `kernel_fn`.
 
   Args:
     kernel_fn: the function to batch; it is called on blocks of `x1` and
@@ -78,8 +95,9 @@ def batch(kernel_fn: Callable[..., Any], batch_size: int = 0,
     (`total`, `computed`, `loaded` blocks) of the latest call.
 
   Raises:
-    BatchError: bad `batch_size` / `device_count`, or a kernel that cannot
-      be assembled from blocks.
+    BatchError: bad `batch_size` / `device_count`; inputs without a batch
+      axis, or whose arrays disagree on the number of examples; a kernel
+      that cannot be assembled from blocks; `store=` while being traced.
     BlockStoreError: `store` holds another computation.
   """
   if (not isinstance(batch_size, (int, np.integer)) or isinstance(
@@ -100,15 +118,42 @@ def batch(kernel_fn: Callable[..., Any], batch_size: int = 0,
   def batched(x1_or_kernel, x2=None, *args, **kwargs):
     if _is_kernel_input(x1_or_kernel):
       return kernel_fn(x1_or_kernel, x2, *args, **kwargs)
-    run = _Run(kernel_fn, int(batch_size), int(device_count),
-               store_on_device, store, progress, runners,
-               x1_or_kernel, x2, args, kwargs)
+    traced = _split.is_traced((x1_or_kernel, x2, args, kwargs))
+    if traced and store is not None:
+      raise BatchError(_STORE_TRACED)
+    devices = _devices.select_devices(int(device_count))
+    if batch_size == 0 and len(devices) == 1 and store is None:
+      # NT's batch_size=0 on one device: kernel_fn itself, as traceable.
+      batched.last_run = dict(total=1, computed=1, loaded=0)
+      return _place(kernel_fn(x1_or_kernel, x2, *args, **kwargs),
+                    store_on_device or traced)
+    run = _Run(kernel_fn, int(batch_size), devices, store_on_device, store,
+               progress, runners, traced, x1_or_kernel, x2, args, kwargs)
     out = run.compute()
     batched.last_run = run.counts
     return out
 
   batched.last_run = None
   return batched
+
+
+_STORE_TRACED = (
+    "store= keeps finished blocks on disk, which needs concrete inputs, but "
+    "the batched kernel function is being traced (called under jax.jit, "
+    "jax.vmap or jax.grad, so its inputs or arguments are tracers). Call it "
+    "outside the transformation to use store=, or batch without store= "
+    "under the transformation.")
+
+
+def _place(out, on_device: bool):
+  """`out` as it is, or (`store_on_device=False`) moved to the host's CPU
+  device; a generator of estimates is moved estimate by estimate."""
+  if on_device:
+    return out
+  cpu = jax.local_devices(backend="cpu")[0]
+  if isinstance(out, types.GeneratorType):
+    return (jax.device_put(o, cpu) for o in out)
+  return jax.device_put(out, cpu)
 
 
 def _is_kernel_input(x) -> bool:
@@ -169,44 +214,48 @@ class _BlockCall:
 
 
 class _Run:
-  """One call of a batched kernel function."""
+  """One call of a batched kernel function (not the single-block case)."""
 
-  def __init__(self, kernel_fn, batch_size, device_count, store_on_device,
-               store, progress, runners, x1, x2, args, kwargs):
+  def __init__(self, kernel_fn, batch_size, devices, store_on_device,
+               store, progress, runners, traced, x1, x2, args, kwargs):
     self.kernel_fn = kernel_fn
     self.batch_size = batch_size
+    self.devices = devices
     self.store_on_device = store_on_device
     self.store = store
     self.progress = progress
     self.runners = runners
-    self.symmetric = x2 is None
+    self.traced = traced
+    self.original = (x1, x2, args, kwargs)
+    self.symmetric = _split.is_none(x2)
     axis = 0
     if isinstance(kernel_fn, KernelFn):
       axis = kernel_fn.input_axes()[0] or 0
-    self.x1 = _host(x1, "x1")
-    self.x2 = self.x1 if x2 is None else _host(x2, "x2")
-    self.axis = axis % self.x1.ndim
-    self.n1 = self.x1.shape[self.axis]
-    self.n2 = self.x2.shape[self.axis]
+    self.axis = axis
+    host = not traced
+    self.x1 = _split.canonical(x1, "x1", host)
+    self.x2 = self.x1 if self.symmetric else _split.canonical(x2, "x2", host)
+    self.n1 = _split.count(self.x1, axis, "x1")
+    self.n2 = _split.count(self.x2, axis, "x2")
     self.get = args[0] if args else kwargs.get("get")
     self.per_example, kwargs = self._split_per_example(kwargs)
     self.call = _BlockCall(kernel_fn, args, kwargs)
-    self.devices = _devices.select_devices(device_count)
     self.counts = None
 
   def _split_per_example(self, kwargs):
     """NT's per-example keywords: a pair `(v1, v2)` of arrays with `n1` and
     `n2` leading entries is cut into blocks like `x1` and `x2`."""
     per_example, rest = {}, {}
+    as_array = jnp.asarray if self.traced else np.asarray
     for key, value in kwargs.items():
       if (key != "rng" and isinstance(value, tuple) and len(value) == 2
           and _is_array(value[0])
           and np.shape(value[0])[:1] == (self.n1,)
           and (value[1] is None or (_is_array(value[1])
                                     and np.shape(value[1])[:1] == (self.n2,)))):
-        v1 = np.asarray(value[0])
+        v1 = as_array(value[0])
         per_example[key] = (v1, v1 if value[1] is None else
-                            np.asarray(value[1]))
+                            as_array(value[1]))
       else:
         rest[key] = value
     return per_example, rest
@@ -216,11 +265,11 @@ class _Run:
     rows = grid.rows(block.i)
     cols = rows if block.diagonal else grid.cols(block.j)
     size2 = grid.b1 if block.diagonal else grid.b2
-    x1 = _blocks.take_block(self.x1, self.axis, rows, grid.b1)
+    x1 = _split.take_block(self.x1, self.axis, rows, grid.b1)
     x2 = (None if block.diagonal else
-          _blocks.take_block(self.x2, self.axis, cols, grid.b2))
-    extra = {key: (_blocks.take_block(v1, 0, rows, grid.b1),
-                   _blocks.take_block(v2, 0, cols, size2))
+          _split.take_block(self.x2, self.axis, cols, grid.b2))
+    extra = {key: (_split.take_block(v1, 0, rows, grid.b1),
+                   _split.take_block(v2, 0, cols, size2))
              for key, (v1, v2) in self.per_example.items()}
     return (x1, x2, extra)
 
@@ -264,7 +313,7 @@ class _Run:
     if any(not isinstance(n, Kernel) for n in jax.tree_util.tree_leaves(
         template, is_leaf=lambda n: isinstance(n, Kernel))):
       layout = self._diagonal_spatial(
-          _blocks.take_block(self.x1, self.axis, grid.rows(0), grid.b1))
+          _split.take_block(self.x1, self.axis, grid.rows(0), grid.b1))
     single = self.get if isinstance(self.get, str) else None
     leaves = {kind: _outputs.describe(s, single, layout)
               for kind, s in shapes.items()}
@@ -272,14 +321,14 @@ class _Run:
 
   # --- the computation ------------------------------------------------------
   def compute(self):
-    if (self.batch_size == 0 and len(self.devices) == 1
-        and self.store is None):
-      # NT's batch_size=0 on one device: just the (jitted) kernel function.
-      args, kwargs = self.call.arguments()
-      self.counts = dict(total=1, computed=1, loaded=0)
-      return self.kernel_fn(self.x1, None if self.symmetric else self.x2,
-                            *args, **kwargs, **self.per_example)
     grid = self._grid()
+    if (grid.shape == (1, 1) and len(self.devices) == 1
+        and self.store is None):
+      # One block: the kernel function itself, on the inputs as given.
+      x1, x2, args, kwargs = self.original
+      self.counts = dict(total=1, computed=1, loaded=0)
+      return _place(self.kernel_fn(x1, x2, *args, **kwargs),
+                    self.store_on_device or self.traced)
     shapes, leaves = self._layout(grid)
     kind = "d" if self.symmetric else "p"
     template, tleaves = shapes[kind], leaves[kind]
@@ -292,7 +341,7 @@ class _Run:
     assembler = _assemble.Assembler(
         grid, tleaves, jax.tree_util.tree_leaves(template),
         _pair_index(tleaves, leaves.get("p")) if self.symmetric else {},
-        mirror)
+        mirror, traced=self.traced)
 
     done = set()
     if self.store is not None:
@@ -305,7 +354,8 @@ class _Run:
     pending = [b for b in blocks if b.name not in done]
     show = (sys.stderr.isatty() if self.progress is None
             else bool(self.progress)) and distributed.is_writer()
-    bar = _progress.Progress(len(blocks), len(loaded), enabled=show)
+    bar = _progress.Progress(len(blocks), len(loaded),
+                             enabled=show and not self.traced)
     try:
       for diagonal in (True, False):
         self._compute_kind([b for b in pending if b.diagonal == diagonal],
@@ -324,7 +374,8 @@ class _Run:
     for group in _blocks.chunks(todo, runner.n if runner else 1):
       inputs = [self.block_inputs(grid, b) for b in group]
       results = (runner(inputs, self.call.dynamic) if runner else
-                 _devices.run_direct(self.call, inputs, self.call.dynamic))
+                 _devices.run_direct(self.call, inputs, self.call.dynamic,
+                                     host=not self.traced))
       for block, result in zip(group, results):
         assembler.put(block, result)
         if self.store is not None and distributed.is_writer():
@@ -332,8 +383,8 @@ class _Run:
       bar.advance(len(group))
 
   def _runner(self, diagonal: bool):
-    """A cached `ShardedRunner` (None on one device)."""
-    if len(self.devices) == 1:
+    """A cached `ShardedRunner` (None on one device, and when traced)."""
+    if len(self.devices) == 1 or self.traced:
       return None
     key = (diagonal, tuple(self.devices), self.call.treedef, self.call.static,
            tuple(sorted(self.per_example)))
@@ -348,12 +399,19 @@ class _Run:
     name = (f"{getattr(fn, '__module__', type(fn).__module__)}."
             f"{getattr(fn, '__qualname__', type(fn).__qualname__)}")
     per_example = [a for pair in self.per_example.values() for a in pair]
+    inputs = [self.x1] + ([] if self.symmetric else [self.x2])
+    # The tree structure of multi-input data (a list of arrays) is part of
+    # the computation; a single array keeps its earlier fingerprint.
+    structure = ("" if all(isinstance(x, np.ndarray) for x in inputs) else
+                 repr([jax.tree_util.tree_structure(x) for x in inputs]))
+    first = jax.tree_util.tree_leaves(self.x1)[0]
     return dict(
         n1=grid.n1, n2=grid.n2, b1=grid.b1, b2=grid.b2,
-        symmetric=grid.symmetric, mirror=mirror, batch_axis=self.axis,
+        symmetric=grid.symmetric, mirror=mirror,
+        batch_axis=self.axis % first.ndim,
         get=json.loads(json.dumps(self.get, default=str)),
         inputs=_store.fingerprint(
-            [self.x1] + ([] if self.symmetric else [self.x2]) + per_example),
+            jax.tree_util.tree_leaves(inputs) + per_example, structure),
         arguments=_store.fingerprint(
             self.call.dynamic, repr([v for _, v in self.call.static])),
         function=name,
@@ -362,7 +420,9 @@ class _Run:
                 for kind, tree in sorted(shapes.items())})
 
   def _finish(self, template, buffers):
-    if self.store_on_device:
+    if self.traced:
+      arrays = list(buffers)
+    elif self.store_on_device:
       arrays = [jnp.asarray(b) for b in buffers]
     else:
       cpu = jax.local_devices(backend="cpu")[0]
@@ -371,20 +431,6 @@ class _Run:
         jax.tree_util.tree_structure(template), arrays)
     out = _outputs.fix_static_shapes(out, self.n1, self.n2)
     return iter(out) if self.call.as_generator else out
-
-
-def _host(x, name: str) -> np.ndarray:
-  """An input as a host array with a batch axis."""
-  if isinstance(x, (list, tuple)) and x and hasattr(x[0], "shape"):
-    raise BatchError(
-        f"{name} is a {type(x).__name__} of arrays; ntcore.batch splits one "
-        f"array along its batch axis. Batch each input separately, or call "
-        f"kernel_fn unbatched.")
-  x = np.asarray(x)
-  if x.ndim < 1:
-    raise BatchError(f"{name} has shape {x.shape}; ntcore.batch needs a batch "
-                     f"axis to split along.")
-  return x
 
 
 def _pair_index(template_leaves, pair_leaves) -> dict:
