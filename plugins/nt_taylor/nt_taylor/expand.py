@@ -78,13 +78,17 @@ def taylor_expand(f: Callable[..., Any], params: Any, degree: int
     if degree == 0:
       return g(zero)
     try:
-      out, terms = jet.jet(g, (zero,), ((jnp.ones_like(zero),)
-                                         + (jnp.zeros_like(zero),) * (degree - 1),))
+      out, series = jet.jet(g, (zero,), ((jnp.ones_like(zero),)
+                                          + (jnp.zeros_like(zero),) * (degree - 1),))
+      # jet returns, per output leaf, the list of its derivatives 1..degree.
+      treedef = jax.tree_util.tree_structure(out)
+      per_leaf = treedef.flatten_up_to(series)
+      terms = [treedef.unflatten([s[j] for s in per_leaf])
+               for j in range(degree)]
     except NotImplementedError:
       out, terms = _nested_jvp(g, zero, degree)
-    leaves = [out] + list(terms)
     total = out
-    for j, term in enumerate(leaves[1:], start=1):
+    for j, term in enumerate(terms, start=1):
       total = jax.tree_util.tree_map(
           lambda t, d, j=j: t + d / math.factorial(j), total, term)
     return total

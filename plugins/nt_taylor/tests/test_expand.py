@@ -91,3 +91,22 @@ def test_jit_and_grad_through_expansions():
 def test_negative_degree_raises():
   with pytest.raises(ValueError, match="degree >= 0"):
     taylor_expand(mlp, PARAMS, -1)
+  """A degree-2 polynomial in `x`, returned as a tuple/dict/list pytree:
+  its second-order expansion around any point is the function itself."""
+  def f(x, w):
+    return ({"list": [{"quadratic": 0.5 * jnp.dot(jnp.dot(x.T, w), x),
+                       "linear": jnp.dot(w, x)}, w]},)
+
+  x0 = jnp.ones((3, 1))
+  w = jnp.arange(9.).reshape(3, 3)
+  x = jnp.array([[0.5], [2.], [-1.]])
+  got = nt.taylor_expand(f, x0, 2)(x, w)
+  jax.tree_util.tree_map(
+      lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12),
+      got, f(x, w))
+  # First order misses the quadratic term only.
+  lin = nt.taylor_expand(f, x0, 1)(x, w)
+  np.testing.assert_allclose(lin[0]["list"][0]["linear"],
+                             f(x, w)[0]["list"][0]["linear"], rtol=1e-12)
+  assert not np.allclose(lin[0]["list"][0]["quadratic"],
+                         f(x, w)[0]["list"][0]["quadratic"])
