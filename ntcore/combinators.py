@@ -359,8 +359,9 @@ class RepeatKernelFn(KernelFn):
     return self.child.input_axes()
 
   def transform(self, k, previous="the inputs", **kwargs):
-    if self.n == 0:
-      return k
+    if self.n == 0:  # the identity layer, as `serial()` of nothing in NT
+      return ([ki.replace(is_input=False) for ki in k]
+              if isinstance(k, (list, tuple)) else k.replace(is_input=False))
     # The first application runs outside the loop: it fixes the metadata
     # (is_gaussian, shapes) that every later step must preserve.
     k = self.child.transform(k, previous=previous, **kwargs)
