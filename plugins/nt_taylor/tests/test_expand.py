@@ -91,6 +91,9 @@ def test_jit_and_grad_through_expansions():
 def test_negative_degree_raises():
   with pytest.raises(ValueError, match="degree >= 0"):
     taylor_expand(mlp, PARAMS, -1)
+
+
+def test_taylor_expand_of_a_nested_pytree_output_is_exact_at_its_degree():
   """A degree-2 polynomial in `x`, returned as a tuple/dict/list pytree:
   its second-order expansion around any point is the function itself."""
   def f(x, w):
@@ -107,6 +110,7 @@ def test_negative_degree_raises():
   # First order misses the quadratic term only.
   lin = nt.taylor_expand(f, x0, 1)(x, w)
   np.testing.assert_allclose(lin[0]["list"][0]["linear"],
-                             f(x, w)[0]["list"][0]["linear"], rtol=1e-12)
+                             f(x, w)[0]["list"][0]["linear"], rtol=1e-12,
+                             atol=1e-12)
   assert not np.allclose(lin[0]["list"][0]["quadratic"],
                          f(x, w)[0]["list"][0]["quadratic"])
