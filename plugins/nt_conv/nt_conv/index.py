@@ -16,6 +16,11 @@ from nt_conv import _kernel_order
 SliceType = Union[int, slice, type(Ellipsis), tuple]
 
 
+class UnsupportedIndexError(KernelRequirementError, NotImplementedError):
+  """An index with no infinite-width kernel (channels, or an integer batch
+  index). Also a `NotImplementedError`, which is what NT raises here."""
+
+
 class _Slice:
   """Spells an `Index` argument: `Slice[1:10, :, ::-1]`.
 
@@ -141,12 +146,12 @@ def Index(idx: SliceType, batch_axis: int = 0, channel_axis: int = -1):
     entries = canonical_index(idx, ndim)
     b, c = k.batch_axis, k.channel_axis
     if not _selects_all(entries[c], k.shape1[c]):
-      raise KernelRequirementError(
+      raise UnsupportedIndexError(
           f"Index({idx!r}) selects {entries[c]!r} along the channel axis "
           f"({c}); at infinite width the channels are not a finite list to "
           f"index. Use ':' for the channel axis.")
     if isinstance(entries[b], numbers.Integral):
-      raise KernelRequirementError(
+      raise UnsupportedIndexError(
           f"Index({idx!r}) indexes the batch axis ({b}) with the integer "
           f"{entries[b]}, which would remove it; kernels always keep a batch "
           f"axis. Use a slice such as {entries[b]}:{entries[b] + 1}.")
