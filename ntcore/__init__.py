@@ -7,19 +7,23 @@ registry to the plugin that provides them.
 """
 
 import importlib
+import importlib.metadata
 import importlib.util
 
-from ntcore import stax
 from ntcore.errors import (KernelRequirementError, LayerNameClashError,
                            LayerNotInstalledError, NtcoreError, ShapeError)
-from ntcore.kernel import Kernel
-from ntcore.kernel_fn import KernelFn
-from ntcore.layer import (GAUSSIAN_INPUT, Diag, Layer, Requirements,
-                          elementwise_layer, make_layer)
-from ntcore.parallel import batch
-from ntcore.registry import get_registry
 
 __version__ = importlib.metadata.version("ntcore-jax")
+
+# Names defined in modules that import jax: imported on first use, so that
+# `import ntcore` (and `ntcore --version`) stays quick.
+_LAZY = {
+    "Diag": "ntcore.layer", "GAUSSIAN_INPUT": "ntcore.layer",
+    "Layer": "ntcore.layer", "Requirements": "ntcore.layer",
+    "elementwise_layer": "ntcore.layer", "make_layer": "ntcore.layer",
+    "Kernel": "ntcore.kernel", "KernelFn": "ntcore.kernel_fn",
+    "batch": "ntcore.parallel", "get_registry": "ntcore.registry",
+}
 
 __all__ = [
     "Diag", "GAUSSIAN_INPUT", "Kernel", "KernelFn", "KernelRequirementError",
@@ -34,6 +38,11 @@ def __getattr__(name: str):
   # never touch the registry; any other name is an estimator from a plugin.
   if name.startswith("__"):
     raise AttributeError(name)
+  if name in _LAZY:
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
   if importlib.util.find_spec(f"ntcore.{name}") is not None:
     return importlib.import_module(f"ntcore.{name}")
-  return get_registry().estimators.get(name).fn
+  registry = importlib.import_module("ntcore.registry")
+  return registry.get_registry().estimators.get(name).fn
