@@ -35,6 +35,14 @@ class PluginLoadError(NtcoreError):
   """A plugin failed to import or to register; the others still load."""
 
 
+class PluginHookError(PluginLoadError, TypeError):
+  """A plugin hook returned something other than a list of its spec class."""
+
+
+class UnknownPluginWarning(UserWarning):
+  """`NTCORE_LOAD_PLUGINS` names a plugin that is not installed."""
+
+
 class SingularKernelError(NtcoreError, ValueError):
   """A kernel matrix that cannot be factorized in the working precision."""
 
@@ -61,6 +69,22 @@ NOT_INSTALLED = (
 PROVIDED_BY = "  {name} is provided by the {dist} plugin:  {install}\n"
 
 UNKNOWN_NAME = "  No known plugin provides {name}.{suggest}\n"
+
+LOAD_ENV_SELECTS = (
+    "  {env}={value!r} is set, so only the plugins it names are loaded: add "
+    "the plugin to it, or unset it to load every installed plugin.\n"
+)
+
+BAD_HOOK_RESULT = (
+    "{hook} must return a list of {expected}, but returned {got}. The "
+    "plugin's entries are skipped; return e.g. [{expected}(name, ...)]."
+)
+
+UNKNOWN_SELECTED_PLUGIN = (
+    "{env} names {names}, but no installed ntcore plugin is called so "
+    "(installed: {installed}). Check the spelling (distribution names such "
+    "as nt-dense), or install the plugin."
+)
 
 CLASH = (
     "{name} is registered by more than one plugin: {plugins}.\n"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import warnings
 from typing import Any, Optional
 
@@ -18,7 +19,49 @@ import pluggy
 
 from ntcore import errors
 from ntcore.registry import providers
-from ntcore.registry.manager import LoadError, PluginLoadWarning, call_one
+from ntcore.registry.manager import (LOAD_ENV, LoadError, PluginLoadWarning,
+                                     call_one)
+from ntcore.registry.specs import EstimatorSpec, LayerSpec, OdeSolverSpec
+
+SPEC_TYPES = {"register_layers": LayerSpec,
+              "register_estimators": EstimatorSpec,
+              "register_ode_solvers": OdeSolverSpec}
+"""What each collecting hook must return a list of."""
+
+
+def check_specs(result: Any, hook: str, spec_type: Optional[type]) -> list:
+  """A hook's result as a list of `spec_type`, or a `PluginHookError`.
+
+  Checked where it is collected, so that a plugin returning garbage loses
+  only its own entries, with a message saying what it returned.
+  """
+  spec_type = spec_type or SPEC_TYPES.get(hook)
+  expected = spec_type.__name__ if spec_type is not None else "spec"
+  if not isinstance(result, (list, tuple)):
+    raise errors.PluginHookError(errors.BAD_HOOK_RESULT.format(
+        hook=hook, expected=expected,
+        got=f"{type(result).__name__} {_short(result)}"))
+  for i, spec in enumerate(result):
+    if not (isinstance(spec, spec_type) if spec_type is not None
+            else dataclasses.is_dataclass(spec) and hasattr(spec, "name")):
+      raise errors.PluginHookError(errors.BAD_HOOK_RESULT.format(
+          hook=hook, expected=expected,
+          got=f"a list whose item {i} is {type(spec).__name__} "
+              f"{_short(spec)}"))
+    name = spec.name
+    attribute = hook in ("register_layers", "register_estimators")
+    if not isinstance(name, str) or not name or ":" in name or (
+        attribute and not name.isidentifier()):
+      raise errors.PluginHookError(
+          f"{hook} returned a {expected} named {name!r}; a name must be a "
+          + ("Python identifier (it is looked up as an attribute)."
+             if attribute else "non-empty string without ':'."))
+  return list(result)
+
+
+def _short(obj: Any) -> str:
+  text = repr(obj)
+  return f"({text[:60]}...)" if len(text) > 60 else f"({text})"
 
 
 class SpecRegistry:
@@ -30,10 +73,14 @@ class SpecRegistry:
     what: "layer", "estimator" or "ODE solver", for messages.
     where: prefix of names in messages (`"stax."`).
     known: name -> distribution of the plugins that provide them.
+    spec_type: the spec class every entry must be; defaults to the hook's
+      (`SPEC_TYPES`). A plugin returning anything but a list of them is
+      recorded in `errors` and skipped.
   """
 
   def __init__(self, pm: pluggy.PluginManager, hook: str, what: str,
-               where: str = "", known: Optional[dict] = None):
+               where: str = "", known: Optional[dict] = None,
+               spec_type: Optional[type] = None):
     self.what, self.where = what, where
     self.known = known or {}
     self.errors: list[LoadError] = []
@@ -42,10 +89,12 @@ class SpecRegistry:
     for impl in sorted(impls, key=lambda i: pm.get_name(i.plugin)):
       plugin = pm.get_name(impl.plugin)
       try:
-        specs = list(call_one(pm, hook, impl) or [])
+        specs = check_specs(call_one(pm, hook, impl), hook, spec_type)
       except Exception as e:  # pylint: disable=broad-except
-        msg = f"{type(e).__name__}: {e}"
-        self.errors.append(LoadError(plugin, "", f"{hook}: {msg}"))
+        # A bad result's message already starts with the hook's name.
+        msg = str(e) if isinstance(e, errors.PluginHookError) else (
+            f"{hook}: {type(e).__name__}: {e}")
+        self.errors.append(LoadError(plugin, "", msg))
         warnings.warn(f"ntcore plugin {plugin}: {hook} failed ({msg}); its "
                       f"{what}s are skipped.", PluginLoadWarning, stacklevel=2)
         continue
@@ -92,6 +141,13 @@ class SpecRegistry:
           qualified=", ".join(f"'{s.plugin}:{bare}'" for s in specs)))
     raise errors.LayerNotInstalledError(self._not_installed(name, bare))
 
+  def _selection(self) -> str:
+    """Why a plugin may be installed yet not loaded: `NTCORE_LOAD_PLUGINS`."""
+    value = os.environ.get(LOAD_ENV)
+    if value is None:
+      return ""
+    return errors.LOAD_ENV_SELECTS.format(env=LOAD_ENV, value=value)
+
   def _not_installed(self, name: str, bare: str) -> str:
     installed = []
     for plugin in self.plugins():
@@ -110,4 +166,5 @@ class SpecRegistry:
       provider = errors.UNKNOWN_NAME.format(name=name, suggest=suggest)
     return errors.NOT_INSTALLED.format(
         where=self.where, name=name, what=self.what,
-        installed="; ".join(installed) or "none", provider=provider).rstrip()
+        installed="; ".join(installed) or "none",
+        provider=provider + self._selection()).rstrip()

@@ -16,6 +16,7 @@ from typing import Iterable, Optional
 
 import pluggy
 
+from ntcore import errors as errors_module
 from ntcore.registry import hookspecs
 
 GROUP = "ntcore"
@@ -94,6 +95,17 @@ def call_one(pm: pluggy.PluginManager, hook_name: str, impl, **kwargs):
   return result
 
 
+def _check_selection(only: set[str], entry_points: list) -> None:
+  """Warns when `NTCORE_LOAD_PLUGINS` names a plugin that is not installed."""
+  installed = [ep.name for ep in entry_points]
+  unknown = sorted(only - {normalize(n) for n in installed})
+  if unknown:
+    warnings.warn(errors_module.UNKNOWN_SELECTED_PLUGIN.format(
+        env=LOAD_ENV, names=", ".join(unknown),
+        installed=", ".join(installed) or "none"),
+                  errors_module.UnknownPluginWarning, stacklevel=3)
+
+
 def load_entry_points(pm: pluggy.PluginManager,
                       entry_points: Optional[Iterable] = None,
                       only: Optional[set[str]] = None) -> list[LoadError]:
@@ -107,14 +119,18 @@ def load_entry_points(pm: pluggy.PluginManager,
 
   Returns:
     One `LoadError` per plugin that failed; each also emits a
-    `PluginLoadWarning` naming it.
+    `PluginLoadWarning` naming it. A name in `only` that no entry point has
+    emits an `UnknownPluginWarning` listing the installed plugins.
   """
   if entry_points is None:
     entry_points = importlib.metadata.entry_points(group=GROUP)
   if only is None:
     only = selected_plugins()
   errors = []
-  for ep in sorted(entry_points, key=lambda e: e.name):
+  entry_points = sorted(entry_points, key=lambda e: e.name)
+  if only:
+    _check_selection(only, entry_points)
+  for ep in entry_points:
     if only is not None and normalize(ep.name) not in only:
       continue
     if pm.has_plugin(ep.name):

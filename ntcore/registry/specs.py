@@ -8,6 +8,14 @@ from typing import Any, Callable, Literal
 KernelKind = Literal["analytic", "numerical", "finite-only"]
 
 
+def _check_callable(spec: str, name: Any, field: str, value: Any) -> None:
+  # `stax.Slice[...]` is a factory used by indexing rather than calling.
+  if isinstance(value, (str, bytes)) or not (
+      callable(value) or hasattr(value, "__getitem__")):
+    raise TypeError(f"{spec}({name!r}).{field} must be callable, got "
+                    f"{type(value).__name__} {value!r}.")
+
+
 def _first_line(obj: Any) -> str:
   doc = (getattr(obj, "__doc__", None) or "").strip()
   return doc.splitlines()[0].strip() if doc else ""
@@ -34,6 +42,7 @@ class LayerSpec:
   plugin: str = ""
 
   def __post_init__(self):
+    _check_callable("LayerSpec", self.name, "factory", self.factory)
     if self.kernel not in ("analytic", "numerical", "finite-only"):
       raise ValueError(f"LayerSpec({self.name!r}).kernel must be 'analytic', "
                        f"'numerical' or 'finite-only', got {self.kernel!r}.")
@@ -51,6 +60,7 @@ class EstimatorSpec:
   plugin: str = ""
 
   def __post_init__(self):
+    _check_callable("EstimatorSpec", self.name, "fn", self.fn)
     if not self.doc:
       object.__setattr__(self, "doc", _first_line(self.fn))
 
