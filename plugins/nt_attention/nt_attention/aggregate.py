@@ -14,7 +14,7 @@ from typing import Callable, Optional, Sequence, Union
 
 import jax.numpy as jnp
 
-from ntcore import Diag, Requirements, make_layer
+from ntcore import Diag, Requirements, enums, make_layer
 from ntcore.errors import PatternError
 
 from nt_attention import _graph, _spatial
@@ -62,11 +62,8 @@ def Aggregate(aggregate_axis: Optional[Axes] = None, batch_axis: int = 0,
   Returns:
     `Layer(init_fn, apply_fn, kernel_fn)`.
   """
-  try:
-    impl = AggregateImplementation(str(implementation).upper())
-  except ValueError:
-    raise ValueError(f"Aggregate(implementation={implementation!r}): expected "
-                     f"'DENSE' or 'SPARSE'.") from None
+  impl = enums.parse(AggregateImplementation, implementation,
+                     "Aggregate(implementation")
 
   def layout(ndim):
     b_ax, c_ax = batch_axis % ndim, channel_axis % ndim

@@ -12,16 +12,19 @@ from typing import Sequence
 import jax.numpy as jnp
 from jax import lax
 
-PADDINGS = ("SAME", "VALID", "CIRCULAR")
+from ntcore import enums
+from ntcore.enums import Padding
+
+PADDINGS = tuple(p.value for p in Padding)
 
 
-def canonical_padding(padding: str, layer: str) -> str:
-  """Upper-cases and checks a padding name."""
-  name = str(getattr(padding, "name", padding)).upper()
-  if name not in PADDINGS:
-    raise ValueError(f"{layer}(padding={padding!r}): padding must be 'SAME', "
-                     f"'VALID' or 'CIRCULAR'.")
-  return name
+def canonical_padding(padding, layer: str) -> str:
+  """The padding name: from a `stax.Padding` member or a string in any case.
+
+  Raises:
+    ntcore.enums.ChoiceError: (a ValueError) for an unknown padding.
+  """
+  return enums.parse(Padding, padding, f"{layer}(padding").value
 
 
 def pads(size: int, f: int, s: int, padding: str) -> tuple[int, int]:

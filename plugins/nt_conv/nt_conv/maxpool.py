@@ -10,7 +10,8 @@ from jax import lax
 
 from ntcore import Requirements, make_layer
 
-_PADDINGS = ("VALID", "SAME", "CIRCULAR")
+from nt_conv import _padding
+
 
 NO_KERNEL = (
     "MaxPool has no infinite-width kernel: the maximum of correlated "
@@ -45,9 +46,7 @@ def MaxPool(window_shape: Sequence[int],
   """
   window_shape = tuple(int(w) for w in window_shape)
   strides = tuple(int(s) for s in (strides or (1,) * len(window_shape)))
-  padding = padding.upper()
-  if padding not in _PADDINGS:
-    raise ValueError(f"MaxPool(padding={padding!r}): use one of {_PADDINGS}.")
+  padding = _padding.canonical_padding(padding, "MaxPool")
   if len(strides) != len(window_shape):
     raise ValueError(f"MaxPool: strides {strides} and window_shape "
                      f"{window_shape} must have the same length.")
