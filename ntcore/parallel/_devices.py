@@ -1,12 +1,13 @@
 """Running blocks on devices: one block per device per round.
 
 With one device the kernel function is simply called on each block (it jits
-itself); so it is when the batched function is being traced (under
-`jax.jit`, `vmap`, `grad`), where the blocks become part of the enclosing
-computation and its compiler places them. With several, the blocks of a round are stacked along a leading
-axis, laid out one per device with a `NamedSharding` over a 1-d mesh, and
-`jax.shard_map` runs the kernel function on each device's block: no
-communication, each device holds only its own block's intermediates.
+itself). So it is when the batched function is being traced (under
+`jax.jit`, `vmap`, `grad`): the blocks become part of the enclosing
+computation, whose compiler places them. With several devices, the blocks
+of a round are stacked along a leading axis, laid out one per device with a
+`NamedSharding` over a 1-d mesh, and `jax.shard_map` runs the kernel
+function on each device's block: no communication, each device holds only
+its own block's intermediates.
 
 The mesh spans `jax.devices()`, i.e. the devices of every process when
 `jax.distributed` is initialized: each process then computes the blocks that

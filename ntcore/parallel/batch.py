@@ -33,7 +33,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import sys
 import types
 from typing import Any, Callable, Optional, Union
 
@@ -44,7 +43,7 @@ import numpy as np
 from ntcore.errors import BatchError
 from ntcore.kernel import Kernel
 from ntcore.kernel_fn import KernelFn
-from ntcore.parallel import (_assemble, _blocks, _devices, _outputs,
+from ntcore.parallel import (_assemble, _blocks, _call, _devices, _outputs,
                              _progress, _split, _store, distributed)
 from ntcore.parallel._blocks import Block, Grid
 
@@ -162,55 +161,12 @@ def _is_kernel_input(x) -> bool:
   return isinstance(x, Kernel)
 
 
-def _is_array(x) -> bool:
-  return isinstance(x, (jax.Array, np.ndarray, np.generic))
-
-
 def _hashable(x) -> bool:
   try:
     hash(x)
   except TypeError:
     return False
   return True
-
-
-class _BlockCall:
-  """`kernel_fn` on one block, with the call's other arguments.
-
-  Array leaves of `args`/`kwargs` are passed in as `dynamic` (traced, and
-  replicated on devices); the others are kept here and closed over. Holds
-  no data set, so a cached device runner does not keep one alive.
-  """
-
-  def __init__(self, kernel_fn, args, kwargs):
-    self.kernel_fn = kernel_fn
-    flat, self.treedef = jax.tree_util.tree_flatten((args, kwargs))
-    self.dynamic_index = [k for k, v in enumerate(flat) if _is_array(v)]
-    self.dynamic = [flat[k] for k in self.dynamic_index]
-    for k in self.dynamic_index:
-      flat[k] = None
-    self.flat = flat
-    self.static = tuple((k, v) for k, v in enumerate(flat)
-                        if k not in set(self.dynamic_index))
-    self.as_generator = False
-
-  def arguments(self, dynamic=None):
-    """`(args, kwargs)` with the array leaves filled in."""
-    flat = list(self.flat)
-    for k, v in zip(self.dynamic_index,
-                    self.dynamic if dynamic is None else dynamic):
-      flat[k] = v
-    return jax.tree_util.tree_unflatten(self.treedef, flat)
-
-  def __call__(self, inputs, dynamic):
-    x1, x2, extra = inputs
-    args, kwargs = self.arguments(dynamic)
-    out = self.kernel_fn(x1, x2, *args, **kwargs, **extra)
-    if isinstance(out, types.GeneratorType):
-      # A Monte Carlo generator of estimates: all of them, per block.
-      self.as_generator = True
-      out = tuple(out)
-    return out
 
 
 class _Run:
@@ -239,7 +195,7 @@ class _Run:
     self.n2 = _split.count(self.x2, axis, "x2")
     self.get = args[0] if args else kwargs.get("get")
     self.per_example, kwargs = self._split_per_example(kwargs)
-    self.call = _BlockCall(kernel_fn, args, kwargs)
+    self.call = _call.BlockCall(kernel_fn, args, kwargs)
     self.counts = None
 
   def _split_per_example(self, kwargs):
@@ -249,9 +205,9 @@ class _Run:
     as_array = jnp.asarray if self.traced else np.asarray
     for key, value in kwargs.items():
       if (key != "rng" and isinstance(value, tuple) and len(value) == 2
-          and _is_array(value[0])
+          and _call.is_array(value[0])
           and np.shape(value[0])[:1] == (self.n1,)
-          and (value[1] is None or (_is_array(value[1])
+          and (value[1] is None or (_call.is_array(value[1])
                                     and np.shape(value[1])[:1] == (self.n2,)))):
         v1 = as_array(value[0])
         per_example[key] = (v1, v1 if value[1] is None else
@@ -343,19 +299,24 @@ class _Run:
         _pair_index(tleaves, leaves.get("p")) if self.symmetric else {},
         mirror, traced=self.traced)
 
-    done = set()
+    loaded = []
     if self.store is not None:
       distributed.open_store(self.store, self._manifest(grid, shapes, mirror))
       done = self.store.done()
-    loaded = [b for b in blocks if b.name in done]
-    for block in loaded:
-      assembler.put(block, self.store.load(
-          block.name, len(leaves["d" if block.diagonal else "p"])))
-    pending = [b for b in blocks if b.name not in done]
-    show = (sys.stderr.isatty() if self.progress is None
-            else bool(self.progress)) and distributed.is_writer()
-    bar = _progress.Progress(len(blocks), len(loaded),
-                             enabled=show and not self.traced)
+      for block in (b for b in blocks if b.name in done):
+        # None: a damaged file (warned about), computed again below.
+        arrays = self.store.load(block.name, jax.tree_util.tree_leaves(
+            shapes["d" if block.diagonal else "p"]))
+        if arrays is not None:
+          assembler.put(block, arrays)
+          loaded.append(block)
+    have = {b.name for b in loaded}
+    pending = [b for b in blocks if b.name not in have]
+    # Drawn on a terminal only, unless progress=False.
+    bar = _progress.Progress(
+        len(blocks), len(loaded), enabled=(self.progress is not False and
+                                           distributed.is_writer()
+                                           and not self.traced))
     try:
       for diagonal in (True, False):
         self._compute_kind([b for b in pending if b.diagonal == diagonal],
@@ -395,6 +356,9 @@ class _Run:
     return self.runners[key]
 
   def _manifest(self, grid: Grid, shapes: dict, mirror: bool) -> dict:
+    """What identifies this computation in a block store: sizes, `get`,
+    fingerprints of the inputs, the arguments and the network (the jaxpr
+    of one block), dtypes and the ntcore version."""
     fn = self.kernel_fn
     name = (f"{getattr(fn, '__module__', type(fn).__module__)}."
             f"{getattr(fn, '__qualname__', type(fn).__qualname__)}")
@@ -405,16 +369,30 @@ class _Run:
     structure = ("" if all(isinstance(x, np.ndarray) for x in inputs) else
                  repr([jax.tree_util.tree_structure(x) for x in inputs]))
     first = jax.tree_util.tree_leaves(self.x1)[0]
+    kind = "d" if self.symmetric else "p"
+    example = self.block_inputs(grid, Block(0, 0, self.symmetric))
+    network = _store.network_fingerprint(self.call, example, self.call.dynamic)
+    total = len(grid.blocks())
+    if self.symmetric and not mirror:
+      total += grid.shape[0] * (grid.shape[0] - 1) // 2
     return dict(
         n1=grid.n1, n2=grid.n2, b1=grid.b1, b2=grid.b2,
-        symmetric=grid.symmetric, mirror=mirror,
+        symmetric=grid.symmetric, mirror=mirror, total=total,
         batch_axis=self.axis % first.ndim,
         get=json.loads(json.dumps(self.get, default=str)),
         inputs=_store.fingerprint(
             jax.tree_util.tree_leaves(inputs) + per_example, structure),
         arguments=_store.fingerprint(
             self.call.dynamic, repr([v for _, v in self.call.static])),
+        # Untraceable functions are known by name only.
+        network=network or f"untraced {name}",
         function=name,
+        dtype=dict(
+            inputs=sorted({str(np.asarray(a).dtype) for a in
+                           jax.tree_util.tree_leaves(inputs)}),
+            blocks=sorted({str(s.dtype) for s in
+                           jax.tree_util.tree_leaves(shapes[kind])})),
+        version=_store.ntcore_version(),
         blocks={kind: [[list(s.shape), str(s.dtype)]
                        for s in jax.tree_util.tree_leaves(tree)]
                 for kind, tree in sorted(shapes.items())})

@@ -116,7 +116,10 @@ def monte_carlo_kernel_fn(
     `empirical_kernel_fn` (a tuple or None gives a `MonteCarloKernel`
     namedtuple); shapes as in `empirical_ntk_fn`, e.g. `(N1, N2)` for the
     default `trace_axes`. A generator of those when `n_samples` is not an
-    int.
+    int. `x1`, `x2` may be lists or tuples of arrays with one batch size
+    (a network that starts with `stax.parallel`): `init_fn` then receives
+    the same structure of shapes, and blocks cut every array alike. An
+    `apply_fn` with a list of outputs gives a list of kernels.
 
   Raises:
     EstimatorArgumentError: bad `n_samples`, `implementation` or
