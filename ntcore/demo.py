@@ -25,9 +25,11 @@ import numpy as np
 
 from ntcore._demo_ensemble import (EnsembleRun, Progress, progress_bar,
                                    train_ensemble)
+from ntcore.errors import DemoArgumentError
 
-__all__ = ["EnsembleRun", "data", "infinite", "network", "progress_bar",
-           "record_steps", "run", "train_ensemble"]
+__all__ = ["EnsembleRun", "MINIMA", "check_arguments", "data", "infinite",
+           "network", "progress_bar", "record_steps", "run",
+           "train_ensemble"]
 
 Echo = Callable[[str], None]
 
@@ -103,6 +105,28 @@ def _matrix(echo: Echo, name: str, x: np.ndarray, mat: np.ndarray) -> None:
     echo(f"{xi:>7.3f} " + "".join(f"{v:>9.4f}" for v in row))
 
 
+MINIMA = {"width": (1, "--width", "a layer needs at least one unit"),
+          "n_members": (2, "--members", "the ensemble's spread needs two "
+                        "networks"),
+          "steps": (1, "--steps", "training takes at least one step"),
+          "n_test": (1, "", "the test curve needs a point")}
+"""Smallest valid value of each integer argument of `run`, its CLI flag, why."""
+
+
+def check_arguments(**values: int) -> None:
+  """Raises `DemoArgumentError` for an argument of `run` below its minimum."""
+  for name, value in values.items():
+    low, flag, why = MINIMA[name]
+    label = f"{name} ({flag})" if flag else name
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+      raise DemoArgumentError(
+          f"demo: {label} must be an integer >= {low}, got "
+          f"{type(value).__name__} {value!r}.")
+    if value < low:
+      raise DemoArgumentError(
+          f"demo: {label} must be >= {low} ({why}), got {value}.")
+
+
 def run(echo: Echo = print, *, width: int = 256, n_members: int = 64,
         steps: int = 1000, seed: int = 0, n_test: int = 50,
         plot: Optional[str] = None, progress: Optional[Progress] = None,
@@ -128,7 +152,13 @@ def run(echo: Echo = print, *, width: int = 256, n_members: int = 64,
     `outputs_train (T, M, n_train)`, `outputs_test (T, M, n_test)`, plus
     `learning_rate`, `width`, `n_members`, `seconds` (training time) and
     `plot` (path or None).
+
+  Raises:
+    DemoArgumentError: if `width`, `n_members`, `steps` or `n_test` is below
+      its minimum (`MINIMA`).
   """
+  check_arguments(width=width, n_members=n_members, steps=steps,
+                  n_test=n_test)
   from ntcore import predict  # pylint: disable=import-outside-toplevel
   init_fn, apply_fn, kernel_fn = network(width)
   x_train, y_train, x_test = data(n_test=n_test, seed=seed)

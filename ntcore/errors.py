@@ -131,6 +131,10 @@ NO_ANALYTIC_KERNEL = (
 )
 
 
+class DemoArgumentError(NtcoreError, ValueError):
+  """`ntcore demo` (`ntcore.demo.run`) given a size below its minimum."""
+
+
 class BatchError(NtcoreError, ValueError):
   """`ntcore.batch` cannot split this computation into blocks."""
 

@@ -170,3 +170,101 @@ def test_not_installed_message_mentions_the_selection_when_set(
 def test_load_errors_stay_data(use_plugins):
   reg = use_plugins(healthy(), load_errors=[LoadError("fake-x", "1", "boom")])
   assert reg.errors() == [LoadError("fake-x", "1", "boom")]
+
+
+# predict arguments ---------------------------------------------------------------
+
+
+K = np.array([[2., 0.5, 0.1], [0.5, 1.5, 0.2], [0.1, 0.2, 1.]])
+Y = np.array([[1.], [-1.], [0.5]])
+
+
+@pytest.mark.parametrize("lr", [-0.1, np.inf, np.nan])
+def test_gradient_descent_mse_rejects_bad_learning_rates(lr):
+  with pytest.raises(errors.PredictArgumentError,
+                     match=r"learning_rate=.* must be a finite scalar >= 0"):
+    predict.gradient_descent_mse(K, Y, learning_rate=lr)
+  assert issubclass(errors.PredictArgumentError, ValueError)
+
+
+def test_ensemble_rejects_a_negative_learning_rate():
+  kernel_fn = fakes.linear(out_dim=1).kernel_fn
+  with pytest.raises(errors.PredictArgumentError,
+                     match="gradient_descent_mse_ensemble: learning_rate=-1"):
+    predict.gradient_descent_mse_ensemble(kernel_fn, K, Y, learning_rate=-1.)
+
+
+@pytest.mark.parametrize("t", [np.nan, -1., -np.inf, np.array([0., 1., np.nan])])
+def test_gradient_descent_mse_rejects_nan_and_negative_times(t):
+  predict_fn = predict.gradient_descent_mse(K, Y)
+  with pytest.raises(errors.PredictArgumentError,
+                     match=r"t holds 1 invalid time\(s\).*pass times in "
+                           r"\[0, inf\]"):
+    predict_fn(t, 0.)
+
+
+def test_infinite_time_still_agrees_with_none():
+  predict_fn = predict.gradient_descent_mse(K, Y)
+  np.testing.assert_allclose(predict_fn(np.inf, 0.), predict_fn(None, 0.),
+                             atol=1e-10)
+
+
+def test_ensemble_predict_fn_rejects_a_nan_time():
+  x = np.eye(3)
+  predict_fn = predict.gradient_descent_mse_ensemble(
+      fakes.linear(out_dim=1).kernel_fn, x, Y)
+  with pytest.raises(errors.PredictArgumentError, match="e.g. nan"):
+    predict_fn(np.nan, x, "ntk")
+
+
+@pytest.mark.parametrize("make", [
+    lambda: predict.gp_inference(K, Y, diag_reg=-1e-3),
+    lambda: predict.gradient_descent_mse(K, Y, diag_reg=np.nan),
+])
+def test_diag_reg_must_be_finite_and_non_negative(make):
+  with pytest.raises(errors.PredictArgumentError,
+                     match=r"diag_reg=.* must be a finite scalar >= 0"):
+    make()
+
+
+def test_traced_learning_rate_is_not_checked_but_works():
+  import jax  # pylint: disable=import-outside-toplevel
+
+  def f(lr):
+    return predict.gradient_descent_mse(K, Y, learning_rate=lr)(1., 0.)
+
+  np.testing.assert_allclose(jax.jit(f)(0.5), f(0.5), rtol=1e-12)
+
+
+def test_momentum_check_gives_the_valid_range():
+  from ntcore.dynamics import _checks  # pylint: disable=import-outside-toplevel
+  _checks.check_momentum(0.9, "gradient_descent")
+  _checks.check_momentum(None, "gradient_descent")
+  for m in (1.5, -0.2, np.nan):
+    with pytest.raises(errors.PredictArgumentError,
+                       match=r"momentum=.* must be None .* in \[0, 1\]"):
+      _checks.check_momentum(m, "gradient_descent")
+
+
+# The demo's command line ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--members", "0"], "n_members (--members) must be >= 2"),
+    (["--members", "1"], "n_members (--members) must be >= 2"),
+    (["--width", "0"], "width (--width) must be >= 1"),
+    (["--steps", "-3"], "steps (--steps) must be >= 1"),
+])
+def test_demo_sizes_below_the_minimum_are_click_errors(use_plugins, args, says):
+  use_plugins()  # the check comes before any layer is looked up
+  result = CliRunner().invoke(main, ["demo", "--no-plot", "--no-progress",
+                                     *args])
+  assert result.exit_code != 0
+  assert result.exception is None or isinstance(result.exception, SystemExit)
+  assert says in result.output and "Traceback" not in result.output
+
+
+def test_demo_run_rejects_non_integers():
+  from ntcore import demo  # pylint: disable=import-outside-toplevel
+  with pytest.raises(errors.DemoArgumentError, match="must be an integer"):
+    demo.run(width=2.5)

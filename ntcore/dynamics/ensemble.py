@@ -32,6 +32,8 @@ import numpy as np
 
 from ntcore.dynamics import _kernels, _spectral
 from ntcore.dynamics._axes import Axes, Layout, make_2d, zip_2d
+from ntcore.dynamics._checks import (check_diag_reg, check_learning_rate,
+                                      check_times)
 from ntcore.dynamics._linalg import (Regularizer, Spectrum, eager, is_concrete,
                                      spectrum)
 from ntcore.dynamics._kwargs import merge_kwargs
@@ -86,10 +88,13 @@ def gradient_descent_mse_ensemble(
   Raises:
     ShapeError: (from `predict_fn`) if `kernel_fn`'s kernels do not fit
       `y_train` and `trace_axes`.
-    PredictArgumentError: (from `predict_fn`) for an unknown `get`, or a
+    PredictArgumentError: if `learning_rate` is negative or not finite;
+      (from `predict_fn`) for an unknown `get`, a negative or NaN time, or a
       keyword of `kernel_fn` given two different non-array values.
     SingularKernelError: (from `predict_fn`) see Numerics.
   """
+  check_learning_rate(learning_rate, "gradient_descent_mse_ensemble")
+  check_diag_reg(diag_reg, "gradient_descent_mse_ensemble")
   y_train = jnp.asarray(y_train)
   layout = Layout.of(y_train, trace_axes)
   reg = Regularizer(diag_reg, diag_reg_absolute_scale)
@@ -127,6 +132,7 @@ def gradient_descent_mse_ensemble(
       SingularKernelError: for test predictions at infinite time when a
         training kernel is singular in the working precision.
     """
+    check_times(t, "gradient_descent_mse_ensemble's predict_fn")
     names, single = _kernels.canonical_get(get, ("nngp", "ntk"))
     deps = tuple(g for g in ("nngp", "ntk") if g in names
                  or (g == "nngp" and compute_cov))

@@ -26,6 +26,7 @@ import jax.scipy.linalg as jsl
 
 from ntcore.dynamics import _kernels
 from ntcore.dynamics._axes import Axes, Layout, make_2d, zip_2d
+from ntcore.dynamics._checks import check_diag_reg
 from ntcore.dynamics._linalg import Regularizer, cholesky, eager
 from ntcore.errors import KernelRequirementError, ShapeError
 
@@ -84,10 +85,12 @@ def gp_inference(
   Raises:
     ShapeError: if a kernel does not fit `y_train` and `trace_axes`.
     KernelRequirementError: if a kernel lacks the `nngp`/`ntk` needed.
-    PredictArgumentError: (from `predict_fn`) for an unknown `get`.
+    PredictArgumentError: if `diag_reg` is negative or not finite; (from
+      `predict_fn`) for an unknown `get`.
     SingularKernelError: (from `predict_fn`) if a kernel to invert is
       singular or not positive definite in the working precision.
   """
+  check_diag_reg(diag_reg, "gp_inference")
   y_train = jnp.asarray(y_train)
   k_train_train = _kernels.materialize(k_train_train)
   layout = Layout.of(y_train, trace_axes)

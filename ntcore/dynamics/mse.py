@@ -23,6 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ntcore.dynamics import _spectral
+from ntcore.dynamics._checks import (check_diag_reg, check_learning_rate,
+                                      check_times)
 from ntcore.dynamics._axes import Axes, Layout, make_2d
 from ntcore.dynamics._linalg import Regularizer, as_float, is_concrete, spectrum
 from ntcore.errors import PredictArgumentError, ShapeError
@@ -86,7 +88,10 @@ def gradient_descent_mse(
 
   Raises:
     ShapeError: if the kernel does not fit `y_train` and `trace_axes`.
+    PredictArgumentError: if `learning_rate` is negative or not finite.
   """
+  check_learning_rate(learning_rate, "gradient_descent_mse")
+  check_diag_reg(diag_reg, "gradient_descent_mse")
   k_train_train, y_train = as_float(k_train_train), jnp.asarray(y_train)
   layout = Layout.of(y_train, trace_axes)
   layout.check_kernel(k_train_train, "k_train_train", square=True)
@@ -116,11 +121,12 @@ def gradient_descent_mse(
 
     Raises:
       ShapeError: on misshapen arguments.
-      PredictArgumentError: if both outputs are None, or `fx_test_0` comes
-        without `k_test_train`.
+      PredictArgumentError: if both outputs are None, `fx_test_0` comes
+        without `k_test_train`, or a time is negative or NaN.
       SingularKernelError: for test predictions at infinite time when the
         (regularized) kernel is singular in the working precision.
     """
+    check_times(t, "gradient_descent_mse's predict_fn")
     train, test = fx_train_0 is not None, fx_test_0 is not None
     if not (train or test):
       raise PredictArgumentError(
