@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Optional
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ntcore.dynamics._axes import make_2d
 from ntcore.dynamics._linalg import as_float
@@ -18,7 +20,7 @@ def max_learning_rate(
     y_train_size: Optional[int] = None,
     momentum: float = 0.,
     eps: float = 1e-12,
-) -> Array:
+) -> float:
   """Maximal feasible learning rate of (momentum) gradient descent on MSE.
 
   With loss `1/(2N) |f - y|^2`, one step maps the residual by
@@ -35,7 +37,9 @@ def max_learning_rate(
     eps: added to `lam_max` so that a zero kernel gives a finite value.
 
   Returns:
-    `2 * (1 + momentum) * N / (lam_max + eps)`, a scalar array.
+    `2 * (1 + momentum) * N / (lam_max + eps)`: a NumPy scalar of the
+    kernel's float dtype (a `float` subclass for float64), as NT returns on
+    CPU; a scalar array when traced under `jit`.
 
   Raises:
     ShapeError: if the kernel is not square in its axis pairs.
@@ -48,4 +52,8 @@ def max_learning_rate(
   k2 = make_2d(k)
   factor = k2.shape[0] if y_train_size is None else y_train_size
   lam_max = jnp.linalg.eigvalsh(k2)[-1]
-  return 2 * (1 + momentum) * factor / (lam_max + eps)
+  lr = 2 * (1 + momentum) * factor / (lam_max + eps)
+  try:
+    return np.asarray(lr)[()]
+  except jax.errors.TracerArrayConversionError:  # under jit: stay an array
+    return lr

@@ -108,6 +108,14 @@ class ODEState:
     """Returns a copy with `changes` applied (the state itself is frozen)."""
     return dataclasses.replace(self, **changes)
 
+  def asdict(self) -> dict[str, Any]:
+    """`{field: value}` in field order, the arrays not copied (as NT)."""
+    return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+  def astuple(self) -> tuple[Any, ...]:
+    """`(fx_train, fx_test, qx_train, qx_test)`, the arrays not copied."""
+    return tuple(getattr(self, f.name) for f in dataclasses.fields(self))
+
 
 jax.tree_util.register_dataclass(
     ODEState, data_fields=[f.name for f in dataclasses.fields(ODEState)],
