@@ -53,6 +53,17 @@ def check_pairs(x1, x2, batch_axis: int) -> None:
     check_pair(x1, x2, batch_axis)
 
 
+def flatten_if_shapes_differ(x1, x2, batch_axis: int):
+  """`(x1, x2)` as `(n, -1)` arrays when their example shapes differ but
+  their example sizes agree (for a network that starts with `Flatten`)."""
+  if (x2 is None or isinstance(x1, list) or isinstance(x2, list)
+      or batch_axis % x1.ndim != 0 or batch_axis % x2.ndim != 0
+      or x1.shape[1:] == x2.shape[1:]
+      or np.prod(x1.shape[1:]) != np.prod(x2.shape[1:])):
+    return x1, x2
+  return x1.reshape(x1.shape[0], -1), x2.reshape(x2.shape[0], -1)
+
+
 SAME_INPUTS_EPS = 1e-12
 """`x2` within this (absolute, entrywise) of `x1` is `x1` (as in NT)."""
 

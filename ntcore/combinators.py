@@ -37,6 +37,9 @@ class SerialKernelFn(KernelFn):
         return b, c
     return None, None
 
+  def first_layer_name(self):
+    return self.children[0].first_layer_name() if self.children else None
+
   def transform(self, k, previous="the inputs", **kwargs):
     for child in self.children:
       k = child.transform(k, previous=previous, **kwargs)

@@ -52,6 +52,10 @@ class KernelFn:
     """Applies the rule(s) to a `Kernel` (or a list of them)."""
     raise NotImplementedError
 
+  def first_layer_name(self) -> Optional[str]:
+    """Name of the layer that first sees the inputs, if there is one."""
+    return None
+
   @property
   def last_name(self) -> str:
     """Name of the last layer, for messages about what comes after it."""
@@ -97,6 +101,10 @@ class KernelFn:
     x1 = _inputs.canonical_inputs(x1_or_kernel, "x1")
     same = _inputs.same_inputs(x1_or_kernel, x2)
     x2 = None if x2 is None else _inputs.canonical_inputs(x2, "x2")
+    if self.first_layer_name() == "Flatten":
+      # Flatten's kernel is that of the flattened examples, so (as NT's
+      # batch allows) x1 (n, 784) and x2 (m, 28, 28, 1) may meet.
+      x1, x2 = _inputs.flatten_if_shapes_differ(x1, x2, batch_axis)
     _inputs.check_pairs(x1, x2, batch_axis)
     diagonal_batch = self._diagonal("batch", kwargs.pop("diagonal_batch", None))
     diagonal_spatial = self._diagonal("spatial",
@@ -206,6 +214,9 @@ class LeafKernelFn(KernelFn):
 
   def input_axes(self):
     return self.requires.batch_axis, self.requires.channel_axis
+
+  def first_layer_name(self):
+    return self.name
 
   def transform(self, k, previous="the inputs", **kwargs):
     if self.requires.gaussian_input:
