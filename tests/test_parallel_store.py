@@ -14,6 +14,7 @@ import ntcore as nt
 from ntcore import stax
 from ntcore.errors import BlockStoreError
 from ntcore.parallel import BlockStore
+from ntcore.parallel._store import BlockStoreWarning
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,8 @@ def test_resume_computes_only_missing_blocks(tmp_path, kernel_fn, x):
   again = batched(x, None, ("nngp", "ntk"))
   assert batched.last_run == dict(total=10, computed=missing,
                                   loaded=10 - missing)
-  # eval_shape traces each kind once more; only `missing` blocks ran.
+  # eval_shape traces each kind once more (the network's fingerprint
+  # reuses JAX's cached trace); only `missing` blocks ran.
   assert len(calls) == missing + 2
   for a, b in zip(first, again):
     np.testing.assert_array_equal(a, b)
@@ -65,7 +67,9 @@ def test_manifest_records_the_computation(tmp_path, kernel_fn, x):
   assert (manifest["n1"], manifest["n2"], manifest["b1"]) == (7, 7, 3)
   assert manifest["symmetric"] and manifest["mirror"]
   assert manifest["get"] == "nngp" and manifest["tag"] == "erf net"
-  assert len(manifest["inputs"]) == 64  # sha256
+  assert len(manifest["inputs"]) == len(manifest["network"]) == 64  # sha256
+  assert manifest["total"] == 6 and manifest["version"] == nt.__version__
+  assert manifest["dtype"] == {"inputs": ["float64"], "blocks": ["float64"]}
   assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp-")]
   with np.load(tmp_path / "d_0_0.npz", allow_pickle=False) as block:
     assert block["leaf0"].shape == (3, 3)
@@ -89,11 +93,16 @@ def test_other_computation_in_store_is_an_error(tmp_path, kernel_fn, x,
   assert "delete" in str(e.value)
 
 
-def test_unreadable_block_says_to_delete_it(tmp_path, kernel_fn, x):
-  nt.batch(kernel_fn, 4, 0, store=tmp_path)(x, None, "nngp")
+def test_unreadable_block_is_computed_again(tmp_path, kernel_fn, x):
+  first = nt.batch(kernel_fn, 4, 0, store=tmp_path)(x, None, "nngp")
   (tmp_path / "p_0_1.npz").write_bytes(b"not a zip")
-  with pytest.raises(BlockStoreError, match="Delete it"):
-    nt.batch(kernel_fn, 4, 0, store=tmp_path)(x, None, "nngp")
+  batched = nt.batch(kernel_fn, 4, 0, store=tmp_path)
+  with pytest.warns(BlockStoreWarning, match="p_0_1.npz is damaged"):
+    again = batched(x, None, "nngp")
+  assert batched.last_run == dict(total=3, computed=1, loaded=2)
+  np.testing.assert_array_equal(first, again)
+  with np.load(tmp_path / "p_0_1.npz", allow_pickle=False) as block:
+    assert block["leaf0"].shape == (4, 4)
 
 
 def test_leftover_temporary_files_are_removed(tmp_path, kernel_fn, x):
