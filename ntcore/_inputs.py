@@ -32,7 +32,7 @@ def canonical_input(x, name: str) -> jnp.ndarray:
 def canonical_inputs(x, name: str):
   """`canonical_input` of an input batch, or of each of a list of them."""
   if isinstance(x, (list, tuple)):
-    return [canonical_input(xi, f"{name}[{i}]") for i, xi in enumerate(x)]
+    return [canonical_inputs(xi, f"{name}[{i}]") for i, xi in enumerate(x)]
   return canonical_input(x, name)
 
 
@@ -47,8 +47,8 @@ def check_pairs(x1, x2, batch_axis: int) -> None:
     raise ShapeError(f"x1 has {n1} input(s) and x2 has {n2}; give both the "
                      f"same number (one array per network input).")
   if isinstance(x1, list):
-    for i, (a, b) in enumerate(zip(x1, x2)):
-      check_pair(a, b, batch_axis, f"x1[{i}]", f"x2[{i}]")
+    for a, b in zip(x1, x2):
+      check_pairs(a, b, batch_axis)
   else:
     check_pair(x1, x2, batch_axis)
 
@@ -103,7 +103,7 @@ def inputs_to_kernels(x1, x2, **kwargs):
   """`inputs_to_kernel` of inputs, or a list of kernels for lists of inputs."""
   if isinstance(x1, list):
     x2 = [None] * len(x1) if x2 is None else x2
-    return [inputs_to_kernel(a, b, **kwargs) for a, b in zip(x1, x2)]
+    return [inputs_to_kernels(a, b, **kwargs) for a, b in zip(x1, x2)]
   return inputs_to_kernel(x1, x2, **kwargs)
 
 

@@ -145,7 +145,9 @@ class KernelFn:
 
   def _check_blocks(self, k) -> None:
     """A given input kernel must carry the blocks this network reads."""
-    for ki in (k if isinstance(k, (list, tuple)) else [k]):
+    kernels = []
+    _map_kernels(kernels.append, k)
+    for ki in kernels:
       for axis, full_out in (("batch", False), ("spatial", FULL_UNLESS_ZERO)):
         if (getattr(ki, f"diagonal_{axis}")
             and self.needs_full(axis, full_out) is True):
@@ -190,11 +192,8 @@ class KernelFn:
         batch_axis=batch_axis, channel_axis=channel_axis,
         mask_constant=mask_constant)
     k = self.transform(k, **dict(static_kwargs), **dynamic)
-    if isinstance(k, (list, tuple)):
-      k = [_finalize(ki) for ki in k]
-      return k if names is None else [_select(ki, names) for ki in k]
-    k = _finalize(k)
-    return k if names is None else _select(k, names)
+    return k if names is None else _map_kernels(lambda ki: _select(ki, names),
+                                                k)
 
 
 class LeafKernelFn(KernelFn):
@@ -362,15 +361,16 @@ def _unfreeze(shape):
   return tuple(shape)
 
 
-def _finalize(k: Kernel) -> Kernel:
-  """The output kernel. A network without parameters keeps its NTK a 0-d zero,
-  as NT returns it (`Flatten()` alone: `ntk.shape == ()`)."""
-  return k
+def _map_kernels(fn, k):
+  """`fn` of every `Kernel` in a (nested) list of them."""
+  if isinstance(k, (list, tuple)):
+    return [_map_kernels(fn, ki) for ki in k]
+  return fn(k)
 
 
 def _is_kernel(x) -> bool:
   if isinstance(x, (list, tuple)):
-    return len(x) > 0 and all(isinstance(xi, Kernel) for xi in x)
+    return len(x) > 0 and all(_is_kernel(xi) for xi in x)
   return isinstance(x, Kernel)
 
 

@@ -74,3 +74,32 @@ def test_finite_network_with_two_inputs():
 def test_x1_and_x2_with_different_numbers_of_inputs_is_a_clear_error():
   with pytest.raises(nt.ShapeError, match="same number"):
     two_inputs()[2]([XA1, XB1], [XA2], "nngp")
+
+
+def test_nested_parallel_inputs_and_kernels():
+  """`(x_a, (x_b, x_c))` into `parallel(A, parallel(B, C))`: nested lists
+  of inputs and of kernels, each branch its own single-input kernel."""
+  rng = np.random.RandomState(1)
+  xs1 = [rng.normal(size=(4, 1)) for _ in range(3)]
+  xs2 = [rng.normal(size=(5, 1)) for _ in range(3)]
+  dense = [stax.Dense(n, b_std=0.1) for n in (3, 4, 5)]
+  net = stax.parallel(dense[0], stax.parallel(dense[1], dense[2]))
+  for x2 in (None, xs2):
+    got = net[2]((xs1[0], (xs1[1], xs1[2])),
+                 None if x2 is None else (x2[0], (x2[1], x2[2])), "nngp")
+    want = [d[2](a, None if x2 is None else b, "nngp")
+            for d, a, b in zip(dense, xs1, x2 or xs1)]
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-12)
+    np.testing.assert_allclose(got[1][0], want[1], rtol=1e-12)
+    np.testing.assert_allclose(got[1][1], want[2], rtol=1e-12)
+    batched = nt.batch(net[2], 2)((xs1[0], (xs1[1], xs1[2])), None if x2 is None
+                                  else (x2[0], (x2[1], x2[2])), "nngp")
+    for g, w in zip(jax.tree_util.tree_leaves(batched),
+                    jax.tree_util.tree_leaves(got)):
+      np.testing.assert_allclose(g, w, rtol=1e-12)
+    # A kernel of nested branches goes through the readout network too.
+    readout = stax.parallel(stax.Dense(1), stax.parallel(stax.Dense(1),
+                                                         stax.Dense(1)))
+    k = net[2]((xs1[0], (xs1[1], xs1[2])), None)
+    out = readout[2](k, get="nngp")
+    assert np.asarray(out[1][1]).shape == (4, 4)

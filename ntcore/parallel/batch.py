@@ -157,7 +157,7 @@ def _place(out, on_device: bool):
 
 def _is_kernel_input(x) -> bool:
   if isinstance(x, (list, tuple)):
-    return bool(x) and all(isinstance(k, Kernel) for k in x)
+    return bool(x) and all(_is_kernel_input(k) for k in x)
   return isinstance(x, Kernel)
 
 
