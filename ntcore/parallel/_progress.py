@@ -1,90 +1,70 @@
-"""A tiny progress bar on stderr: blocks done / total, rate and ETA.
+"""Progress bars on stderr, drawn by click's `progressbar`, on a terminal only.
 
-No dependency: one line, rewritten in place with a carriage return, at most
-ten times a second; the final state is printed with a newline.
+One implementation for `batch` (blocks) and `ntcore demo` (training steps).
+A bar is drawn only when it is switched on and its stream is a terminal;
+anywhere else (a redirected stderr, a log file, a test's capture) it writes
+nothing at all, not even click's one-line label. click redraws the line in
+place and pads it to the widest line drawn so far, so a shorter line leaves
+no stale characters behind.
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from typing import Optional, TextIO
 
-_WIDTH = 24
-_MIN_INTERVAL_S = 0.1
+import click
 
 
-def _clock(seconds: float) -> str:
-  seconds = int(round(seconds))
-  hours, rest = divmod(seconds, 3600)
-  minutes, seconds = divmod(rest, 60)
-  return (f"{hours}:{minutes:02d}:{seconds:02d}" if hours
-          else f"{minutes}:{seconds:02d}")
+def on_terminal(stream: Optional[TextIO] = None) -> bool:
+  """Whether `stream` (default `sys.stderr`) is an interactive terminal."""
+  stream = sys.stderr if stream is None else stream
+  try:
+    return bool(stream.isatty())
+  except (AttributeError, ValueError):  # no isatty, or a closed stream
+    return False
 
 
 class Progress:
   """`Progress(total, done=already_done)`; call `advance(n)`, then `close()`.
 
   Args:
-    total: number of blocks of the whole kernel.
-    done: blocks already done before this run (resumed from a store); they
-      count towards the bar but not towards the rate.
-    enabled: draw anything at all.
+    total: number of units (blocks, steps) of the whole task.
+    done: units already done before this run (blocks loaded from a store):
+      named in the label, left out of the bar so that its rate and ETA are
+      those of the work this run does.
+    enabled: the switch; None or True draw on a terminal, False never.
     stream: where to draw (default `sys.stderr`).
     label: text before the bar.
+    unit: what is counted, for the label.
   """
 
-  def __init__(self, total: int, done: int = 0, enabled: bool = True,
-               stream: Optional[TextIO] = None, label: str = "kernel"):
+  def __init__(self, total: int, done: int = 0,
+               enabled: Optional[bool] = True,
+               stream: Optional[TextIO] = None, label: str = "kernel",
+               unit: str = "blocks"):
     self.total = total
     self.done = done
-    self.enabled = enabled
     self.stream = sys.stderr if stream is None else stream
-    self.label = label
-    self._start_done = done
-    self._start = time.monotonic()
-    self._last_draw = 0.0
-    self._drawn = ""
-    self._draw(force=True)
+    self.shown = enabled is not False and on_terminal(self.stream)
+    if done:
+      label = f"{label} ({done} of {total} {unit} loaded)"
+    self._bar = click.progressbar(
+        length=max(total - done, 0), label=label, file=self.stream,
+        hidden=not self.shown, show_pos=True, show_eta=True,
+        show_percent=False, width=24)
+    self._closed = False
+    self._bar.render_progress()
 
   def advance(self, n: int = 1) -> None:
-    """Marks `n` more blocks as done."""
+    """Marks `n` more units as done."""
     self.done += n
-    self._draw(force=self.done >= self.total)
-
-  def line(self) -> str:
-    """The current line of text (without the carriage return)."""
-    frac = self.done / self.total if self.total else 1.0
-    filled = int(round(frac * _WIDTH))
-    bar = "#" * filled + "." * (_WIDTH - filled)
-    elapsed = time.monotonic() - self._start
-    computed = self.done - self._start_done
-    if self.done >= self.total:
-      tail = f"done in {_clock(elapsed)}"
-    elif computed > 0:
-      eta = elapsed / computed * (self.total - self.done)
-      tail = f"ETA {_clock(eta)}"
-    else:
-      tail = "ETA ?"
-    return (f"{self.label} [{bar}] {self.done}/{self.total} blocks  {tail}")
-
-  def _draw(self, force: bool = False) -> None:
-    if not self.enabled:
-      return
-    now = time.monotonic()
-    if not force and now - self._last_draw < _MIN_INTERVAL_S:
-      return
-    self._last_draw = now
-    line = self.line()
-    if line == self._drawn:
-      return
-    self.stream.write("\r" + line)
-    self.stream.flush()
-    self._drawn = line
+    self._bar.update(n)
 
   def close(self) -> None:
-    """Draws the final state and ends the line."""
-    if self.enabled and self._drawn:
-      self._draw(force=True)
-      self.stream.write("\n")
-      self.stream.flush()
+    """Draws the final state and ends the line (once)."""
+    if self._closed:
+      return
+    self._closed = True
+    self._bar.render_progress()
+    self._bar.render_finish()
