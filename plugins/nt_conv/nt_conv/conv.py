@@ -30,7 +30,8 @@ def Conv(out_chan: int, filter_shape: Sequence[int],
     strides: window strides, same order; None for all ones.
     padding: "VALID", "SAME" (zeros) or "CIRCULAR" (periodic, SAME-sized).
     W_std: weight standard deviation.
-    b_std: bias standard deviation; None for no bias.
+    b_std: bias standard deviation; None for no bias, `0.` for a zero
+      bias (whose standard-parameterization NTK term, 1, remains).
     dimension_numbers: `(lhs, rhs, out)` specs as in `lax.conv_general_dilated`;
       default channels-last, `('NABC', 'ABIO', 'NABC')` in 2D.
     parameterization: "ntk" (`W_std / sqrt(C |f|)` in the forward pass) or
@@ -102,7 +103,10 @@ def _conv(name, out_chan, filter_shape, strides, padding, W_std, b_std,
     b_shape = (None if b_std is None
                else tuple(width if c == "C" else 1 for c in dims.out))
     if parameterization == "standard":
-      scales = W_std / (fan_in(input_shape) / s[0]) ** 0.5, b_std or 1.
+      # b ~ N(0, b_std^2): b_std=0. is a zero bias (NT), not a unit one;
+      # None has no bias, so its factor is unused.
+      scales = (W_std / (fan_in(input_shape) / s[0]) ** 0.5,
+                1. if b_std is None else b_std)
     else:
       scales = 1., 1.
     return tuple(out), _affine.sample_params(key, w_shape, b_shape, *scales)

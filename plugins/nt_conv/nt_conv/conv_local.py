@@ -33,6 +33,10 @@ def ConvLocal(out_chan: int, filter_shape: Sequence[int],
   read from diagonal input entries only (likewise the NTK). As in NT the
   output is kept diagonal-spatial unless a later layer needs its (zero)
   off-diagonal entries; a full input gives a full, spatially diagonal output.
+  Unlike NT, which ignores a full input stored reversed (after an odd
+  number of full-spatial convolutions) and so applies the filter, strides
+  and padding of one axis to another, each acts on its own axis, as in the
+  finite network.
   """
   name = "ConvLocal"
   (filter_shape, strides, padding, parameterization, dims, dn, lax_padding,
@@ -62,7 +66,10 @@ def ConvLocal(out_chan: int, filter_shape: Sequence[int],
                else tuple(1 if c == "N" else out[i]
                           for i, c in enumerate(dims.out)))
     if parameterization == "standard":
-      scales = W_std / (fan_in(input_shape) / s[0]) ** 0.5, b_std or 1.
+      # b ~ N(0, b_std^2): b_std=0. is a zero bias (NT), not a unit one;
+      # None has no bias, so its factor is unused.
+      scales = (W_std / (fan_in(input_shape) / s[0]) ** 0.5,
+                1. if b_std is None else b_std)
     else:
       scales = 1., 1.
     return out, _affine.sample_params(key, w_shape, b_shape, *scales)
