@@ -51,6 +51,10 @@ def ImageResize(shape: Sequence[int], method: Union[str, ResizeMethod],
   channel, so `Cov(y1[o], y2[o']) = sum_{i, i'} W[o, i] Cov(x1[i], x2[i'])
   W[o', i']` — which is `jax.image.resize` of the kernel array itself, both
   members of each axis pair resized to the new size (NT does the same).
+  Unlike NT, which ignores a kernel stored reversed (after an odd number
+  of full-spatial convolutions) and so resizes height's pair to width's
+  size and width's to height's, each pair is resized to its own axis's
+  size, as the finite network resizes it.
   "nearest" is a selection, `W[o, i] = [i == floor((o + 1/2) n_in /
   n_out)]`, so it keeps diagonal layouts (diagonal spatial or batch);
   "linear" on a resized axis needs its off-diagonal covariances.

@@ -50,9 +50,11 @@ def Sign():
   (the `c`-derivative of the NNGP, `(2 / pi) / sqrt(q1 q2 - c^2)`, is the
   NTK of smooth approximations of `sign`, not of `sign`).
 
-  Unlike NT, off-diagonal entries of a full `cov1` (`diagonal_batch=False`
-  or full spatial covariances) get the arcsine kernel too; NT sets every
-  non-zero entry of `cov1` to 1.
+  Unlike NT, which sets every non-zero entry of `cov1` to 1, off-diagonal
+  entries of a full `cov1` (`diagonal_batch=False` or full spatial
+  covariances) get the arcsine kernel too: they pair two different inputs
+  (examples or positions), and only an input with itself has
+  `E[sign(u)^2] = 1`.
   """
 
   def rule(k, **kwargs):
