@@ -15,7 +15,6 @@ extra channels: the mean over `c + c_p` channels is
 
 from __future__ import annotations
 
-import enum
 import math
 from typing import Callable, Optional
 
@@ -24,14 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ntcore import ShapeError
-
-
-class PositionalEmbedding(enum.Enum):
-  """How `GlobalSelfAttention` uses positional embeddings (NT's names)."""
-
-  NONE = "NONE"
-  SUM = "SUM"
-  CONCAT = "CONCAT"
+from ntcore.enums import PositionalEmbedding
 
 
 def covariance(shape: tuple[int, ...], p_norm: float,

@@ -9,7 +9,6 @@ time as `apply_fn(params, x, pattern=P)` and
 
 from __future__ import annotations
 
-import enum
 from typing import Callable, Optional, Sequence, Union
 
 import jax.numpy as jnp
@@ -22,11 +21,7 @@ from nt_attention import _graph, _spatial
 Axes = Union[int, Sequence[int]]
 
 
-class AggregateImplementation(enum.Enum):
-  """How `Aggregate` reads `pattern` (NT's names)."""
-
-  DENSE = "DENSE"
-  SPARSE = "SPARSE"
+AggregateImplementation = enums.AggregateImplementation
 
 
 def Aggregate(aggregate_axis: Optional[Axes] = None, batch_axis: int = 0,

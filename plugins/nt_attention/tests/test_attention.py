@@ -137,7 +137,7 @@ def test_softmax_without_linear_scaling_points_to_monte_carlo():
 
 @pytest.mark.parametrize("kw, match", [
     (dict(attention_mechanism="GELU"), "'SOFTMAX', 'IDENTITY'"),
-    (dict(pos_emb_type="ADD"), "'SUM', 'CONCAT'"),
+    (dict(pos_emb_type="ADD"), "'NONE', 'SUM' or 'CONCAT'"),
 ])
 def test_bad_choices_name_the_options(kw, match):
   with pytest.raises(ValueError, match=match):
