@@ -40,23 +40,47 @@ _REMASK = Requirements(gaussian_input=True, remask=True)
 _SIGMOID_SCALE = 2.4020563531719796
 
 
+def _gram(cov, var_a, var_b):
+  """`(q1 q2 - c^2) / (q1 q2)`, in [0, 1], without overflow.
+
+  The three entries are divided by their largest first, so the products
+  stay <= 1 whatever the input scale, and where `c == q1 == q2` bit for bit
+  (the same example twice) the difference is exactly 0.
+  """
+  m = jnp.maximum(jnp.maximum(var_a, var_b), jnp.abs(cov))
+  m = jnp.where(m > 0, m, 1)
+  qa, qb, cc = var_a / m, var_b / m, cov / m
+  prod = qa * qb
+  ok = prod > 0
+  g = (prod - cc * cc) / jnp.where(ok, prod, 1)
+  return jnp.where(ok, jnp.clip(g, 0, 1), 1)
+
+
 def _erf_dual(a: float, b: float, c: float):
   b2 = b ** 2
 
   def fn(cov, var_a, var_b, ntk):
-    # (1 + 2 b^2 q1)(1 + 2 b^2 q2) - 4 b^4 c^2, expanded so that the x1 == x2
-    # diagonal (c^2 = q1 q2) keeps the exact `1 + 2 b^2 (q1 + q2)` part.
-    det = (1 + 2 * b2 * (var_a + var_b)
-           + 4 * b2 ** 2 * (var_a * var_b - cov ** 2))
-    root = kernel_ops.safe_sqrt(det)
-    out = a ** 2 * (2 / np.pi) * jnp.arctan2(2 * b2 * cov, root) + c ** 2
+    # With s_i = 1 + 2 b^2 q_i, e_i = 1 / s_i and t_i = 2 b^2 q_i / s_i,
+    #   det / (s1 s2) = 1 - 4 b^4 c^2 / (s1 s2) = e1 + e2 t1 + t1 t2 g,
+    # g = (q1 q2 - c^2) / (q1 q2) (`_gram`): a sum of non-negative terms, so
+    # nothing cancels or overflows (float32 large inputs), and on the
+    # x1 == x2 diagonal g = 0 exactly.
+    s1, s2 = 1 + 2 * b2 * var_a, 1 + 2 * b2 * var_b
+    r1, r2 = jnp.sqrt(s1), jnp.sqrt(s2)
+    t1, t2 = 2 * b2 * var_a / s1, 2 * b2 * var_b / s2
+    det_n = 1 / s1 + t1 / s2 + t1 * t2 * _gram(cov, var_a, var_b)
+    root_n = jnp.sqrt(det_n)
+    rho = 2 * b2 * (cov / r1) / r2  # = 2 b^2 c / sqrt(s1 s2), in [-1, 1]
+    out = a ** 2 * (2 / np.pi) * jnp.arctan2(rho, root_n) + c ** 2
     if ntk is None:
       return out, None
-    return out, ntk * (a ** 2 * b2 * (4 / np.pi) / root)
+    # (4 / pi) / sqrt(det), as (4 / pi) / (r1 r2 sqrt(det / (s1 s2))).
+    return out, ntk * (a ** 2 * b2 * (4 / np.pi) / r1 / r2 / root_n)
 
-  def diag(var):  # c = q1 = q2: det = 1 + 4 b^2 q
-    return a ** 2 * (2 / np.pi) * jnp.arctan2(
-        2 * b2 * var, jnp.sqrt(1 + 4 * b2 * var)) + c ** 2
+  def diag(var):  # c = q1 = q2: det / s^2 = (1 + 4 b^2 q) / s^2 = e (1 + t)
+    s = 1 + 2 * b2 * var
+    t = 2 * b2 * var / s
+    return a ** 2 * (2 / np.pi) * jnp.arctan2(t, jnp.sqrt((1 + t) / s)) + c ** 2
 
   return fn, diag
 
@@ -83,7 +107,9 @@ def Erf(a: float = 1., b: float = 1., c: float = 0.):
   arcsin(2 c / sqrt((1 + 2 q1)(1 + 2 q2))) + c^2` (the cross term vanishes
   because erf is odd) and `ntk' = ntk a^2 b^2 (4 / pi) / sqrt((1 + 2 q1)(1 +
   2 q2) - 4 c^2)`; computed with `arctan2` so that `|arcsin|`'s argument
-  never leaves [-1, 1] by round-off.
+  never leaves [-1, 1] by round-off, and from quantities normalised by
+  `(1 + 2 q1)(1 + 2 q2)` so that large inputs (float32 norms of 1e6 and
+  more) neither overflow nor cancel.
   """
   return _erf_layer("Erf", a, b, c)
 
