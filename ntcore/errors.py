@@ -135,6 +135,25 @@ class DemoArgumentError(NtcoreError, ValueError):
   """`ntcore demo` (`ntcore.demo.run`) given a size below its minimum."""
 
 
+class NonFiniteKernelWarning(UserWarning):
+  """A kernel with NaN or infinite entries computed from finite inputs."""
+
+
+NON_FINITE_KERNEL = (
+    "{what} has {count} non-finite entries although the inputs are finite: "
+    "the kernel overflowed {dtype} (inputs of largest entry {scale:.3g}). "
+    "Normalise the inputs (e.g. to unit norm per example){x64}; for "
+    "homogeneous nonlinearities (Relu, LeakyRelu, Abs, ABRelu) the NNGP and "
+    "NTK scale exactly, so rescaling the inputs loses nothing."
+)
+
+MISSING_FAN_IN = (
+    "{layer} received {n} kernels, one per branch of a parallel or FanOut, "
+    "but it acts on one kernel. Combine the branches first: put FanInSum(), "
+    "FanInConcat() or FanInProd() after the parallel block, before {layer}."
+)
+
+
 class BatchError(NtcoreError, ValueError):
   """`ntcore.batch` cannot split this computation into blocks."""
 

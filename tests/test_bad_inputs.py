@@ -268,3 +268,37 @@ def test_demo_run_rejects_non_integers():
   from ntcore import demo  # pylint: disable=import-outside-toplevel
   with pytest.raises(errors.DemoArgumentError, match="must be an integer"):
     demo.run(width=2.5)
+
+
+# Non-finite kernels from finite inputs ---------------------------------------------
+
+
+def test_overflowing_kernel_warns_with_the_remedy():
+  from ntcore import _finite  # pylint: disable=import-outside-toplevel
+  kernel_fn = stax.serial(fakes.linear(), fakes.square())[2]
+  x = np.random.default_rng(0).normal(size=(3, 4)) * 1e100
+  out = kernel_fn(x, None, ("nngp", "ntk"))
+  assert not np.isfinite(np.asarray(out.nngp)).all()  # q^2 ~ 1e400
+  with pytest.warns(errors.NonFiniteKernelWarning) as record:
+    assert _finite.warn_if_not_finite(out, x)
+  msg = str(record[0].message)
+  assert "non-finite entries although the inputs are finite" in msg
+  assert "overflowed float64" in msg and "Normalise the inputs" in msg
+  assert "float64 (jax.config" not in msg  # already float64: no such advice
+
+
+def test_float32_overflow_advises_float64():
+  from ntcore import _finite  # pylint: disable=import-outside-toplevel
+  k = jnp.asarray([[np.inf, 1.], [1., 2.]], jnp.float32)
+  with pytest.warns(errors.NonFiniteKernelWarning,
+                    match="or compute in float64"):
+    _finite.warn_if_not_finite(k, jnp.ones((2, 3), jnp.float32))
+
+
+def test_finite_kernels_and_non_finite_inputs_do_not_warn():
+  from ntcore import _finite  # pylint: disable=import-outside-toplevel
+  kernel_fn = stax.serial(fakes.linear(), fakes.square())[2]
+  x = np.random.default_rng(0).normal(size=(3, 4))
+  assert not _finite.warn_if_not_finite(kernel_fn(x, None, "nngp"), x)
+  x[0, 0] = np.nan  # garbage in: the NaN is the input's, not an overflow
+  assert not _finite.warn_if_not_finite(kernel_fn(x, None, "nngp"), x)
