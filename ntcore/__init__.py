@@ -23,13 +23,14 @@ _LAZY = {
     "elementwise_layer": "ntcore.layer", "make_layer": "ntcore.layer",
     "Kernel": "ntcore.kernel", "KernelFn": "ntcore.kernel_fn",
     "batch": "ntcore.parallel", "get_registry": "ntcore.registry",
+    "load_kernel": "ntcore.kernel_file",
 }
 
 __all__ = [
     "Diag", "GAUSSIAN_INPUT", "Kernel", "KernelFn", "KernelRequirementError",
     "Layer", "LayerNameClashError", "LayerNotInstalledError", "NtcoreError",
     "Requirements", "ShapeError", "batch", "elementwise_layer", "get_registry",
-    "make_layer", "stax",
+    "load_kernel", "make_layer", "stax",
 ]
 
 

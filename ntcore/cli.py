@@ -12,6 +12,7 @@ import dataclasses
 import importlib.metadata
 import json
 import os
+import sys
 import warnings
 import weakref
 from typing import Optional
@@ -123,7 +124,22 @@ class _Ntcore(click.Group):
     try:
       return super().invoke(ctx)
     except errors.NtcoreError as e:
-      raise click.ClickException(str(e)) from e
+      raise click.ClickException(one_line(str(e))) from e
+    except OSError as e:
+      raise click.ClickException(os_error_line(e)) from e
+
+
+def one_line(text: str) -> str:
+  """A message on one line: its lines joined by spaces."""
+  return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def os_error_line(e: OSError, what: str = "") -> str:
+  """`cannot write k.npz: No space left on device (errno 28)`."""
+  where = f" {e.filename}" if e.filename else ""
+  reason = e.strerror or str(e)
+  code = f" (errno {e.errno})" if e.errno else ""
+  return one_line(f"{what or 'file system error on'}{where}: {reason}{code}")
 
 
 @click.group(cls=_Ntcore)
@@ -229,19 +245,27 @@ def plugins(as_json: bool):
               help="Full-batch gradient descent steps.")
 @click.option("--seed", default=0, show_default=True,
               help="Seed of the data and the initializations.")
-@click.option("--plot", "plot_path", default="ntcore-demo.png",
-              show_default=True, help="Where to write the figure (PNG).")
+@click.option("--plot", "plot_path", default=None,
+              help="Where to write the figure  [default: ntcore-demo.FORMAT]")
+@click.option("--format", "plot_format", type=click.Choice(
+    ["png", "pdf", "svg"]), default=None,
+              help="Format of the figure: png, pdf or svg  [default: the "
+                   "suffix of --plot, else png]")
 @click.option("--no-plot", is_flag=True, help="Write no figure.")
 @click.option("--progress/--no-progress", default=True, show_default=True,
-              help="Show a progress bar on stderr while the ensemble trains.")
+              help="Progress bar on stderr while the ensemble trains; drawn "
+                   "only on a terminal.")
 def demo(single: bool, width: int, members: int, steps: int, seed: int,
-         plot_path: str, no_plot: bool, progress: bool):
+         plot_path: Optional[str], plot_format: Optional[str], no_plot: bool,
+         progress: bool):
   """The NT paper's section 2.1 experiment: finite ensemble vs infinite width.
 
   Trains an ensemble of finite Erf networks on sin data and compares its
   train/test loss, mean and spread with the closed form of the infinitely
-  wide network over training time; writes the paper's Figure 1 as a PNG
-  (needs the plot extra: pip install -e ".[plot]").
+  wide network over training time; writes the paper's Figure 1 (loss
+  curves on log axes, step 0 marked; outputs with both 2-std bands) as PNG,
+  PDF or SVG (--format pdf|svg|png; needs the plot extra:
+  pip install -e ".[plot]").
   """
   # pylint: disable=import-outside-toplevel
   import jax
@@ -249,48 +273,161 @@ def demo(single: bool, width: int, members: int, steps: int, seed: int,
   from ntcore import demo as demo_module
   # The CLI is an entry point, so it may set JAX's global precision: the
   # kernels' closed forms cancel digits at long times (x64 keeps them).
+  plot = _plot_path(plot_path, plot_format)
   jax.config.update("jax_enable_x64", not single)
-  bar = (_demo_ensemble.progress_bar(
-      lambda s: click.echo(s, err=True, nl=False)) if progress else None)
+  bar = (_demo_ensemble.progress_bar(sys.stderr)
+         if progress else None)
   demo_module.run(click.echo, width=width, n_members=members, steps=steps,
-                  seed=seed, plot=None if no_plot else plot_path,
+                  seed=seed, plot=None if no_plot else plot,
                   progress=bar)
+
+
+def _plot_path(path: Optional[str], fmt: Optional[str]) -> str:
+  """The figure's file: `--plot` with the suffix `--format` asks for."""
+  if path is None:
+    return f"ntcore-demo.{fmt or 'png'}"
+  suffix = os.path.splitext(path)[1].lower().lstrip(".")
+  if fmt is None:
+    if suffix not in ("png", "pdf", "svg"):
+      raise click.BadParameter(
+          f"{path!r} has no .png, .pdf or .svg suffix; add one, or pass "
+          f"--format.", param_hint="--plot")
+    return path
+  if not suffix:
+    return f"{path}.{fmt}"
+  if suffix != fmt:
+    raise click.BadParameter(
+        f"{path!r} ends in .{suffix} but --format is {fmt}; make them agree.",
+        param_hint="--plot")
+  return path
 
 
 @main.command("kernel")
 @click.argument("model")
 @click.argument("x1", type=click.Path(dir_okay=False))
 @click.argument("x2", required=False, type=click.Path(dir_okay=False))
-@click.option("--out", required=True, type=click.Path(dir_okay=False),
-              help="The .npz file to write (arrays nngp and ntk).")
+@click.option("--out", required=True, type=click.Path(),
+              help="The kernel file to write (.npz: nngp, ntk, ntcore_info).")
 @click.option("--batch-size", default=0, show_default=True, type=int,
               help="Examples per block side (0: one block per device).")
 @click.option("--resume", is_flag=True,
               help="Continue a killed run from the blocks in OUT.blocks/.")
 @click.option("--device-count", default=-1, show_default=True, type=int,
               help="-1: all devices; 0: the default device; k: k devices.")
-@click.option("--progress/--no-progress", default=None,
-              help="Progress bar on stderr (default: when it is a terminal).")
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="Progress bar on stderr; drawn only on a terminal.")
 @click.option("--float32", "single", is_flag=True,
               help="Compute in float32 instead of float64.")
+@click.option("--force", is_flag=True,
+              help="Overwrite OUT even if it is not a kernel file ntcore "
+                   "wrote.")
 def kernel(model: str, x1: str, x2: Optional[str], out: str, batch_size: int,
-           resume: bool, device_count: int, progress: Optional[bool],
-           single: bool):
+           resume: bool, device_count: int, progress: bool, single: bool,
+           force: bool):
   """Computes the NNGP and NTK of MODEL on X1 (and X2) into --out.
 
   MODEL is module:function (importable from the current directory or
   PYTHONPATH), a function returning a stax triple; X1, X2 are .npy files.
-  Finished blocks are kept in OUT.blocks/ until OUT is written, so a killed
-  run continues with --resume.
+  Finished blocks are kept in OUT.blocks/ until OUT is written, so a run
+  that is killed, interrupted (Ctrl-C, SIGTERM) or stopped by a full disk
+  continues with --resume. Read OUT with ntcore.load_kernel(OUT) or
+  ntcore kernel-info OUT.
   """
   import jax  # pylint: disable=import-outside-toplevel
   from ntcore.parallel import _command  # pylint: disable=import-outside-toplevel
   jax.config.update("jax_enable_x64", not single)
   if batch_size < 0:
     raise click.BadParameter("must be >= 0", param_hint="--batch-size")
-  counts = _command.compute(model, x1, x2, out, batch_size, resume,
-                            device_count, progress)
+  again = _command.resume_command(model, x1, x2, out, batch_size,
+                                  device_count, single)
+  try:
+    with _terminate_as_interrupt():
+      counts = _command.compute(model, x1, x2, out, batch_size, resume,
+                                device_count, progress, force)
+  except (_Interrupted, KeyboardInterrupt) as e:
+    number, name = getattr(e, "signal_number", 2), getattr(
+        e, "signal_name", "SIGINT")
+    click.echo(f"\nntcore kernel: stopped by {name}; "
+               f"{_command.kept_line(out)}. Continue with:\n  {again}",
+               err=True)
+    raise SystemExit(128 + number) from None
+  except OSError as e:
+    raise click.ClickException(
+        f"{os_error_line(e, 'cannot write')}; {_command.kept_line(out)}. "
+        f"Free space (or fix the permission), then continue with: {again}"
+    ) from e
   shapes = ", ".join(f"{k} {tuple(v)}" for k, v in counts["shapes"].items())
   click.echo(f"ntcore kernel: {counts['total']} blocks ({counts['loaded']} "
              f"loaded, {counts['computed']} computed); wrote {shapes} to "
              f"{out}", err=True)
+
+
+class _Interrupted(BaseException):
+  """SIGINT or SIGTERM during `ntcore kernel` (a BaseException, like
+  KeyboardInterrupt, so that no `except Exception` swallows it)."""
+
+  def __init__(self, signal_number: int):
+    import signal  # pylint: disable=import-outside-toplevel
+    super().__init__(signal_number)
+    self.signal_number = signal_number
+    self.signal_name = signal.Signals(signal_number).name
+
+
+class _terminate_as_interrupt:  # pylint: disable=invalid-name
+  """Turns SIGINT (Ctrl-C) and SIGTERM into `_Interrupted` while it lasts,
+  so both stop the run the same way: blocks written so far stay whole."""
+
+  def __enter__(self):
+    import signal  # pylint: disable=import-outside-toplevel
+    import threading  # pylint: disable=import-outside-toplevel
+    self._saved = {}
+    if threading.current_thread() is not threading.main_thread():
+      return self
+
+    def handler(number, frame):
+      raise _Interrupted(number)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+      self._saved[sig] = signal.signal(sig, handler)
+    return self
+
+  def __exit__(self, *exc):
+    import signal  # pylint: disable=import-outside-toplevel
+    for sig, old in self._saved.items():
+      signal.signal(sig, old)
+    return False
+
+
+@main.command("kernel-info")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the file's ntcore_info as JSON.")
+def kernel_info(path: str, as_json: bool):
+  """What a kernel file written by ntcore kernel holds, and how it was made.
+
+  Reads PATH without pickle: its arrays' shapes and dtypes, the model, the
+  inputs (shape, dtype, sha256), the ntcore version and the blocks'
+  provenance (block size, store fingerprint, blocks computed and loaded).
+  """
+  from ntcore import kernel_file  # pylint: disable=import-outside-toplevel
+  k = kernel_file.load_kernel(path)
+  if as_json:
+    click.echo(json.dumps(k.info, indent=2, sort_keys=True))
+    return
+  for name, a in sorted(k.arrays.items()):
+    click.echo(f"{name}: {a.dtype} {tuple(a.shape)}")
+  if not k.info:
+    click.echo("(no ntcore_info: this .npz was not written by ntcore kernel)")
+    return
+  info = k.info
+  click.echo(f"model: {info.get('model')}")
+  for key, x in sorted((info.get("inputs") or {}).items()):
+    if x:
+      click.echo(f"{key}: {x['path']} {x['dtype']} {tuple(x['shape'])} "
+                 f"sha256 {x['sha256'][:16]}")
+  blocks = info.get("blocks") or {}
+  click.echo(f"blocks: {blocks.get('total')} of {blocks.get('block_shape')} "
+             f"({blocks.get('computed')} computed, {blocks.get('loaded')} "
+             f"loaded), store {str(blocks.get('store_fingerprint'))[:16]}")
+  click.echo(f"ntcore {info.get('ntcore_version')}, written "
+             f"{info.get('created')}")

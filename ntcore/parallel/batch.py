@@ -84,8 +84,8 @@ def batch(kernel_fn: Callable[..., Any], batch_size: int = 0,
       finds blocks of the same computation there loads them and computes
       only the missing ones; a store of a different computation raises
       `BlockStoreError`. Use one store per computation.
-    progress: draw a progress bar on stderr (blocks done / total, ETA).
-      None: only when stderr is a terminal.
+    progress: a progress bar on stderr (blocks done / total, ETA), drawn
+      only when stderr is a terminal; False: never.
 
   Returns:
     `batched(x1_or_kernel, x2=None, *args, **kwargs)` with the same result
