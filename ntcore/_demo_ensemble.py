@@ -137,23 +137,39 @@ def train_ensemble(init_fn: Callable, apply_fn: Callable,
                      time.perf_counter() - start)
 
 
-def progress_bar(write: Callable[[str], None], width: int = 30) -> Progress:
-  """A text progress bar: `write` gets `\\r`-prefixed lines, then a newline.
+def progress_bar(stream: Any = None, enabled: Optional[bool] = True
+                 ) -> Progress:
+  """A progress bar of the training steps on `stream` (default stderr).
+
+  It is `ntcore.parallel`'s bar (click's `progressbar`): drawn in place on a
+  terminal, and silent when `stream` is not one (redirected to a file or a
+  pipe) or `enabled` is False.
 
   Args:
-    write: writes a string without adding a newline (e.g. to stderr).
-    width: characters of the bar.
+    stream: a text stream; a bound `write` method (`sys.stderr.write`) is
+      taken as its stream.
+    enabled: the switch (None or True: on a terminal; False: never).
 
   Returns:
     `progress(done, total, seconds)` for `train_ensemble`.
   """
+  # pylint: disable=import-outside-toplevel
+  from ntcore.parallel import _progress
+  stream = getattr(stream, "__self__", stream)
+  if stream is not None and not hasattr(stream, "write"):
+    enabled = False  # a bare function: no terminal to draw on
+    stream = None
+  state: dict = {}
 
   def progress(done: int, total: int, seconds: float) -> None:
-    filled = int(width * done / max(total, 1))
-    bar = "#" * filled + "." * (width - filled)
-    write(f"\rtraining the ensemble [{bar}] {done}/{total} steps "
-          f"{seconds:5.1f}s")
+    del seconds  # click's bar keeps its own time
+    bar = state.get("bar")
+    if bar is None or bar.total != total:
+      bar = state["bar"] = _progress.Progress(
+          total, enabled=enabled, stream=stream,
+          label="training the ensemble", unit="steps")
+    bar.advance(done - bar.done)
     if done >= total:
-      write("\n")
+      bar.close()
 
   return progress

@@ -8,6 +8,10 @@ Gaussian tail of 6e-5); the finite width (128) adds an O(1/width) bias,
 small against them at the times tested.
 """
 
+import io
+import os
+import pty
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -114,7 +118,8 @@ def test_cli_prints_table_progress_and_writes_the_plot(cli_run):
            if line.split()[:1] in (["0"], ["10"], ["100"])]
   assert [row[0] for row in table] == ["0", "10", "100"]
   assert float(table[-1][1]) < float(table[0][1])  # train loss went down
-  assert "100/100 steps" in result.stderr
+  # CliRunner's stderr is no terminal: no progress bar, no "\r" frames.
+  assert "steps" not in result.stderr and "\r" not in result.stderr
   if _demo_plot.have_matplotlib():
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"to {png}" in result.stdout
@@ -149,13 +154,88 @@ def test_without_matplotlib_the_demo_says_how_to_get_the_plot(
   assert any('pip install -e ".[plot]"' in line for line in lines)
 
 
-def test_progress_bar_draws_in_place_and_ends_the_line():
-  out = []
-  bar = _demo_ensemble.progress_bar(out.append, width=10)
-  bar(5, 10, 1.0)
+def _read_all(fd) -> str:
+  os.set_blocking(fd, False)
+  chunks = []
+  while True:
+    try:
+      chunk = os.read(fd, 65536)
+    except BlockingIOError:
+      return b"".join(chunks).decode()
+    chunks.append(chunk)
+
+
+def test_progress_bar_draws_on_a_terminal_only():
+  master, slave = pty.openpty()
+  with os.fdopen(slave, "w") as stream:
+    bar = _demo_ensemble.progress_bar(stream)
+    bar(5, 10, 1.0)
+    bar(10, 10, 2.0)
+    stream.flush()
+    drawn = _read_all(master)
+  os.close(master)
+  assert "training the ensemble" in drawn and "\r" in drawn
+  assert "5/10" in drawn and drawn.endswith("\r\n")  # the line is ended
+  assert drawn.split("\r")[-2].find("10/10") > 0  # last frame: all done
+  redirected = io.StringIO()
+  bar = _demo_ensemble.progress_bar(redirected)
   bar(10, 10, 2.0)
-  assert out[0].startswith("\r") and "[#####.....] 5/10" in out[0]
-  assert "[##########] 10/10" in out[1] and out[-1] == "\n"
+  assert redirected.getvalue() == ""
+
+
+def _fake_result(steps=100):
+  """A result dict of the shape `demo.run` returns (values arbitrary)."""
+  t = demo.record_steps(steps)
+  x = np.linspace(-np.pi, np.pi, 20)
+  loss = 1 / (1 + t)
+  return dict(t=t, x=x[::4], y=np.sin(x[::4]), x_test=x, width=8,
+              n_members=4, train_loss_inf=loss, train_loss_finite=loss,
+              test_loss_inf=2 * loss, test_loss_finite=2 * loss,
+              mean_inf=np.tile(np.sin(x), (t.size, 1)),
+              std_inf=np.full((t.size, x.size), 0.1),
+              mean_finite=np.tile(np.sin(x), (t.size, 1)),
+              std_finite=np.full((t.size, x.size), 0.2))
+
+
+@pytest.mark.skipif(not _demo_plot.have_matplotlib(), reason="no matplotlib")
+def test_figure_marks_step_zero_and_labels_both_bands():
+  fig = _demo_plot.figure(_fake_result())
+  ax_loss, ax_out = fig.axes
+  ticks = dict(zip(ax_loss.get_xticks(),
+                   (t.get_text() for t in ax_loss.get_xticklabels())))
+  assert ticks[0.5] == "0"  # where step 0 is drawn
+  assert "t = 0 drawn at 0.5" in ax_loss.get_xlabel()
+  labels = ax_out.get_legend_handles_labels()[1]
+  assert "infinite width, mean \u00b1 2 std" in labels
+  assert "finite ensemble, mean \u00b1 2 std" in labels
+
+
+@pytest.mark.skipif(not _demo_plot.have_matplotlib(), reason="no matplotlib")
+@pytest.mark.parametrize("fmt, magic", [
+    ("png", b"\x89PNG"), ("pdf", b"%PDF"), ("svg", b"<?xml")])
+def test_figure_formats(tmp_path, fmt, magic):
+  path = tmp_path / f"demo.{fmt}"
+  _demo_plot.save_figure(str(path), _fake_result())
+  assert path.read_bytes()[:len(magic)] == magic
+
+
+@pytest.mark.parametrize("args, plot", [
+    ([], "ntcore-demo.png"), (["--format", "svg"], "ntcore-demo.svg"),
+    (["--plot", "f.pdf"], "f.pdf"), (["--plot", "f", "--format", "pdf"],
+                                     "f.pdf")])
+def test_cli_format_picks_the_figure_file(monkeypatch, args, plot):
+  seen = {}
+  monkeypatch.setattr(demo, "run", lambda echo, **kw: seen.update(kw))
+  result = CliRunner().invoke(main, ["demo", *args])
+  assert result.exit_code == 0, result.output
+  assert seen["plot"] == plot
+
+
+def test_cli_format_disagreeing_with_the_suffix_is_an_error():
+  result = CliRunner().invoke(main, ["demo", "--plot", "f.png", "--format",
+                                     "pdf"])
+  assert result.exit_code == 2 and "make them agree" in result.output
+  assert "pdf|svg|png" in CliRunner().invoke(main, ["demo", "--help"]).output
 
 
 def test_record_steps_are_logarithmic_and_end_at_the_last_step():
