@@ -140,8 +140,9 @@ def run(echo: Echo = print, *, width: int = 256, n_members: int = 64,
     steps: gradient descent steps.
     seed: seed of the data and of the initializations.
     n_test: test inputs, evenly spaced on `[-pi, pi]`.
-    plot: PNG path for the figure; None for no figure. Without matplotlib
-      the figure is skipped with a line saying how to install it.
+    plot: path of the figure (`.png`, `.pdf` or `.svg`: the suffix picks
+      the format); None for no figure. Without matplotlib the figure is
+      skipped with a line saying how to install it.
     progress: `progress(done, total, seconds)` during training, or None.
     table_steps: steps shown in the table (the last step is always shown).
 
