@@ -352,6 +352,8 @@ def kernel(model: str, x1: str, x2: Optional[str], out: str, batch_size: int,
                err=True)
     raise SystemExit(128 + number) from None
   except OSError as e:
+    if not e.filename:  # a failed write() names no file: it was one of ours
+      e.filename = out
     raise click.ClickException(
         f"{os_error_line(e, 'cannot write')}; {_command.kept_line(out)}. "
         f"Free space (or fix the permission), then continue with: {again}"

@@ -235,7 +235,7 @@ def test_a_full_disk_is_one_line_saying_what_was_kept(workdir):
   assert proc.returncode == 1, err
   lines = err.strip().splitlines()
   assert len(lines) == 1 and "Traceback" not in err, err
-  assert lines[0].startswith("Error: cannot write")
+  assert lines[0].startswith("Error: cannot write k.npz: File too large")
   assert "File too large" in lines[0]
   assert "kept 6 of 6 blocks in k.npz.blocks" in lines[0]
   assert lines[0].endswith("--resume")
