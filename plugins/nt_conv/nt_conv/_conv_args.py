@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import NamedTuple, Optional, Sequence
 
-from nt_conv import _affine, _padding
+from ntcore import ShapeError
+
+from nt_conv import _affine, _checks, _padding
 from nt_conv._dims import ConvDims
 
 
@@ -34,15 +36,18 @@ def parse(name: str, out_chan: int, filter_shape: Sequence[int],
   """Checks and canonicalizes a convolution layer's arguments.
 
   Raises:
-    ValueError: strides and filter_shape of different lengths, or an
-      unknown padding, parameterization or dimension_numbers.
+    ShapeError: (a ValueError) strides and filter_shape of different
+      lengths, or holding sizes that are not positive integers.
+    ValueError: an unknown padding, parameterization or dimension_numbers.
   """
-  filter_shape = tuple(int(f) for f in filter_shape)
+  filter_shape = _checks.positive(name, "filter_shape", filter_shape)
   n = len(filter_shape)
-  strides = (1,) * n if strides is None else tuple(int(t) for t in strides)
+  strides = ((1,) * n if strides is None
+             else _checks.positive(name, "strides", strides))
   if len(strides) != n:
-    raise ValueError(f"{name}: strides {strides} and filter_shape "
-                     f"{filter_shape} have different lengths.")
+    raise ShapeError(f"{name}: strides {strides} and filter_shape "
+                     f"{filter_shape} have different lengths; give one "
+                     "stride per filter axis.")
   padding = _padding.canonical_padding(padding, name)
   parameterization = _affine.canonical_parameterization(parameterization, name)
   dims = ConvDims.make(n, dimension_numbers, name)

@@ -11,7 +11,8 @@ from jax import lax
 
 from ntcore import Diag, Requirements, make_layer
 
-from nt_conv import _affine, _conv_args, _layout, _masks, _padding, _windows
+from nt_conv import (_affine, _checks, _conv_args, _layout, _masks, _padding,
+                     _windows)
 from nt_conv._dims import ConvDims
 
 
@@ -83,6 +84,8 @@ def _conv(name, out_chan, filter_shape, strides, padding, W_std, b_std,
    shape_padding, width) = _conv_args.parse(
        name, out_chan, filter_shape, strides, padding, dimension_numbers,
        parameterization, s)
+  check_input = _checks.conv_input_check(name, dims, filter_shape, strides,
+                                         shape_padding, transpose)
 
   def lax_conv(x, w, pad):
     if transpose:
@@ -94,6 +97,7 @@ def _conv(name, out_chan, filter_shape, strides, padding, W_std, b_std,
 
   def init_fn(key, input_shape):
     input_shape = tuple(input_shape)
+    check_input(input_shape)
     it = iter(filter_shape)
     w_shape = tuple(width if c == "O" else input_shape[dims.channel_axis]
                     if c == "I" else next(it) for c in dims.rhs)
@@ -114,6 +118,7 @@ def _conv(name, out_chan, filter_shape, strides, padding, W_std, b_std,
   def apply_fn(params, inputs, **kwargs):
     del kwargs
     W, b = params
+    check_input(inputs.shape)
     if parameterization == "ntk":
       norm, b_scale = W_std / fan_in(inputs.shape) ** 0.5, b_std
     else:
@@ -132,6 +137,8 @@ def _conv(name, out_chan, filter_shape, strides, padding, W_std, b_std,
 
   def rule(k, **kwargs):
     del kwargs
+    check_input(k.shape1)
+    check_input(k.shape2)
     stored = _layout.stored_dims(k)
     full = not k.diagonal_spatial
     # NT's full-spatial convolution leaves the pairs reversed (is_reversed).

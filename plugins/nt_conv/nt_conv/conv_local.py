@@ -11,7 +11,8 @@ from jax import lax
 
 from ntcore import Diag, Requirements, make_layer
 
-from nt_conv import _affine, _conv_args, _layout, _masks, _padding, _windows
+from nt_conv import (_affine, _checks, _conv_args, _layout, _masks, _padding,
+                     _windows)
 
 
 def ConvLocal(out_chan: int, filter_shape: Sequence[int],
@@ -43,12 +44,15 @@ def ConvLocal(out_chan: int, filter_shape: Sequence[int],
    shape_padding, width) = _conv_args.parse(
        name, out_chan, filter_shape, strides, padding, dimension_numbers,
        parameterization, s)
+  check_input = _checks.conv_input_check(name, dims, filter_shape, strides,
+                                         shape_padding)
   size = math.prod(filter_shape)
 
   def fan_in(shape):
     return shape[dims.channel_axis] * size
 
   def output_shape(input_shape):
+    check_input(input_shape)
     it = iter(filter_shape)
     w_shape = tuple(width if c == "O" else input_shape[dims.channel_axis]
                     if c == "I" else next(it) for c in dims.rhs)
@@ -77,6 +81,7 @@ def ConvLocal(out_chan: int, filter_shape: Sequence[int],
   def apply_fn(params, inputs, **kwargs):
     del kwargs
     W, b = params
+    check_input(inputs.shape)
     if parameterization == "ntk":
       norm, b_scale = W_std / fan_in(inputs.shape) ** 0.5, b_std
     else:
@@ -94,6 +99,8 @@ def ConvLocal(out_chan: int, filter_shape: Sequence[int],
 
   def rule(k, **kwargs):
     del kwargs
+    check_input(k.shape1)
+    check_input(k.shape2)
     stored = _layout.stored_dims(k)
     f_in, s_in, sizes = [tuple(v[d] for d in stored) for v in (
         dims.to_input_order(filter_shape), dims.to_input_order(strides),

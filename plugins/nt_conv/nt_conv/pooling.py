@@ -8,9 +8,9 @@ import numpy as np
 import jax.numpy as jnp
 from jax import lax
 
-from ntcore import Diag, Requirements, make_layer
+from ntcore import Diag, Requirements, ShapeError, make_layer
 
-from nt_conv import _layout, _masks, _padding, _windows
+from nt_conv import _checks, _layout, _masks, _padding, _windows
 
 
 def AvgPool(window_shape: Sequence[int], strides: Optional[Sequence[int]] = None,
@@ -55,9 +55,14 @@ def SumPool(window_shape: Sequence[int], strides: Optional[Sequence[int]] = None
 
 def _pool(name, average, window_shape, strides, padding, normalize_edges,
           batch_axis, channel_axis):
-  window_shape = tuple(int(w) for w in window_shape)
+  window_shape = _checks.positive(name, "window_shape", window_shape)
   n = len(window_shape)
-  strides = (1,) * n if strides is None else tuple(int(t) for t in strides)
+  strides = ((1,) * n if strides is None
+             else _checks.positive(name, "strides", strides))
+  if len(strides) != n:
+    raise ShapeError(f"{name}: strides {strides} and window_shape "
+                     f"{window_shape} have different lengths; give one "
+                     "stride per window axis.")
   padding = _padding.canonical_padding(padding, name)
   shape_padding = "SAME" if padding == "CIRCULAR" else padding
   by_count = average and normalize_edges and padding == "SAME"
@@ -65,6 +70,15 @@ def _pool(name, average, window_shape, strides, padding, normalize_edges,
   def spatial(ndim):
     skip = (batch_axis % ndim, channel_axis % ndim)
     return [a for a in range(ndim) if a not in skip]
+
+  def check_input(shape):
+    rank = n + 2
+    _checks.check_rank(name, shape, rank,
+                       _checks.pool_layout(rank, batch_axis, channel_axis),
+                       "window_shape")
+    _checks.check_windows(name, "window_shape",
+                          [shape[a] for a in spatial(rank)], window_shape,
+                          strides, padding)
 
   def full_window(ndim, values):
     out = [1] * ndim
@@ -74,6 +88,7 @@ def _pool(name, average, window_shape, strides, padding, normalize_edges,
 
   def init_fn(key, input_shape):
     del key
+    check_input(input_shape)
     out = list(input_shape)
     for a, w, t in zip(spatial(len(input_shape)), window_shape, strides):
       out[a] = _padding.out_size(input_shape[a], w, t, shape_padding)
@@ -81,6 +96,7 @@ def _pool(name, average, window_shape, strides, padding, normalize_edges,
 
   def apply_fn(params, inputs, **kwargs):
     del params, kwargs
+    check_input(inputs.shape)
     x = inputs
     axes = spatial(x.ndim)
     if padding == "CIRCULAR":
@@ -100,6 +116,8 @@ def _pool(name, average, window_shape, strides, padding, normalize_edges,
 
   def rule(k, **kwargs):
     del kwargs
+    check_input(k.shape1)
+    check_input(k.shape2)
     stored = _layout.stored_dims(k)
     sizes = [k.shape1[a] for a in spatial(len(k.shape1))]
     sizes, window, steps = [[v[d] for d in stored]
