@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 from jax import random
 
+from nt_montecarlo import _axes
+
 PyTree = Any
 
 
@@ -84,14 +86,18 @@ def split_kwargs(kwargs: dict, x1: PyTree, x2: Optional[PyTree]
   return kwargs1, kwargs2
 
 
-def _tree_axes(axes, tree: PyTree) -> PyTree:
-  """An int broadcast over `tree`'s leaves; negative axes made non-negative."""
+def _tree_axes(axes, tree: PyTree, name: str = "vmap_axes") -> PyTree:
+  """An int broadcast over `tree`'s leaves; negative axes made non-negative.
+
+  Raises:
+    ShapeError: an axis out of range for its leaf (`_axes.vmap_axis`).
+  """
   if axes is None:
     return None
   if isinstance(axes, int):
     axes = jax.tree_util.tree_map(lambda _: axes, tree)
-  return jax.tree_util.tree_map(lambda a, x: a % max(len(jnp.shape(x)), 1),
-                                axes, tree)
+  return jax.tree_util.tree_map(
+      lambda a, x: _axes.vmap_axis(a, len(jnp.shape(x)), name), axes, tree)
 
 
 @dataclasses.dataclass
@@ -140,10 +146,14 @@ def prepare(f: Callable, apply_fn_kwargs: dict, params: PyTree, vmap_axes,
     x_axis, fx_axis, kw_axes = vmap_axes, vmap_axes, {}
   if isinstance(kw_axes, int):
     kw_axes = {k: kw_axes for k in kwargs1}
-  kw_axes = {k: _tree_axes(a, kwargs1[k]) for k, a in (kw_axes or {}).items()
-             if a is not None}
-  return Prepared(kwargs1, kwargs2, fx1, fx2, _tree_axes(x_axis, x1),
-                  _tree_axes(fx_axis, fx1), kw_axes)
+  kw_axes = {k: _tree_axes(a, kwargs1[k], f"vmap_axes kwargs_axes[{k!r}]")
+             for k, a in (kw_axes or {}).items() if a is not None}
+  x_axis = _tree_axes(x_axis, x1, "vmap_axes in_axes (of x1)")
+  fx_axis = _tree_axes(fx_axis, fx1, "vmap_axes out_axes (of f(x1))")
+  _axes.check_batch_sizes(
+      [("x1", x1, x_axis), ("f(x1)", fx1, fx_axis)]
+      + [(f"keyword {k!r}", kwargs1[k], a) for k, a in kw_axes.items()])
+  return Prepared(kwargs1, kwargs2, fx1, fx2, x_axis, fx_axis, kw_axes)
 
 
 def _expand(x: PyTree, axes: PyTree) -> PyTree:

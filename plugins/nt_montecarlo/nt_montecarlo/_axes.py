@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from typing import Sequence, Union
 
+import jax
 import jax.numpy as jnp
 from jax import lax
 
@@ -118,3 +119,52 @@ class Pairing:
   def reduce(self, full):
     """Traces and diagonalizes a full kernel of shape `shape1 + shape2`."""
     return jnp.einsum(full, self.sub1 + self.sub2, self.out) / self.size
+
+
+def vmap_axis(axis, ndim: int, name: str) -> int:
+  """A `vmap_axes` entry for an array of `ndim` axes, made non-negative.
+
+  Raises:
+    ShapeError: for an axis that is not an int in `[-ndim, ndim)` (without
+      this, `vmap` would batch the wrong axis or XLA's `dot_general` fail).
+  """
+  if isinstance(axis, bool) or not isinstance(axis, int):
+    raise ShapeError(
+        f"{name}={axis!r}: a vmap_axes entry must be an int axis or None, "
+        f"got {type(axis).__name__}.")
+  if ndim == 0:  # a scalar has no batch axis; nothing to vmap over
+    return 0
+  if not -ndim <= axis < ndim:
+    raise ShapeError(
+        f"{name}={axis} is out of range for an array with {ndim} axes: pass "
+        f"an axis in [{-ndim}, {ndim}) (the batch axis, usually 0), or "
+        f"vmap_axes=None.")
+  return axis % ndim
+
+
+def check_batch_sizes(named_trees) -> None:
+  """The `vmap_axes` of every input, output and keyword must index one size.
+
+  Args:
+    named_trees: `(name, tree, axes)` triples: shape trees (arrays or
+      `ShapeDtypeStruct`s) and their canonical batch axes (None: skipped).
+
+  Raises:
+    ShapeError: naming the entries whose batch sizes differ.
+  """
+  sizes = []
+  for name, tree, axes in named_trees:
+    if axes is None:
+      continue
+    leaves = jax.tree_util.tree_leaves(tree)
+    for leaf, axis in zip(leaves, jax.tree_util.tree_leaves(axes)):
+      shape = jnp.shape(leaf)
+      if shape:
+        sizes.append((name, shape, axis, shape[axis]))
+  if len({s[-1] for s in sizes}) > 1:
+    listed = "; ".join(f"{n} of shape {tuple(sh)} has size {z} on axis {a}"
+                       for n, sh, a, z in sizes)
+    raise ShapeError(
+        f"vmap_axes must name the batch axis of every input and output, but "
+        f"the named axes have different sizes: {listed}. Pass the axis that "
+        f"indexes examples (usually 0), or vmap_axes=None.")
