@@ -132,11 +132,17 @@ class KernelFn:
       if x2 is not None:
         out = _as_given_twice(out, inside, keep_flag=True)
     elif same is None:  # traced inputs of equal shapes: decide on device
-      out = jax.lax.cond(
-          _inputs.traced_same(x1, x2),
-          lambda a, b: _as_given_twice(run(a, None, _same_names(inside)),
-                                       inside, keep_flag=False),
-          lambda a, b: run(a, b, inside), x1, x2)
+      def given_twice(a, b):
+        # The value of `x` with itself; the derivatives of the pair (x1, x2),
+        # which must see a perturbation of x2 that x1 does not get.
+        pair = run(a, b, inside)
+        exact = _as_given_twice(run(a, None, _same_names(inside)), inside,
+                                keep_flag=False)
+        return jax.tree_util.tree_map(
+            lambda p, e: p + jax.lax.stop_gradient(e - p), pair, exact)
+
+      out = jax.lax.cond(_inputs.traced_same(x1, x2), given_twice,
+                         lambda a, b: run(a, b, inside), x1, x2)
     else:
       out = run(x1, x2, inside)
     if inside is not None:

@@ -72,3 +72,29 @@ def test_other_inputs_are_not_mistaken_for_x(kernel_fn):
   # of the pairwise path at correlation 1 that the identity check avoids.
   np.testing.assert_allclose(got[1:, 1:], kernel_fn(X, None, "nngp")[1:, 1:],
                              rtol=1e-6)
+
+
+@pytest.mark.parametrize("phi", ["Erf", "Gelu"])
+@pytest.mark.parametrize("get", ["nngp", "ntk"])
+def test_derivatives_at_x_given_twice_see_both_arguments(phi, get):
+  """k(x + d1, x + d2) = k + dk + d2k / 2 + O(|d|^3), with the derivatives
+  taken at (x, x): the value is x with itself, but a perturbation of x2
+  that x1 does not get must still move the kernel (a second-order Taylor
+  check, as NT's own autodiff test)."""
+  kernel_fn = stax.serial(stax.Dense(1, 2., 0.01), getattr(stax, phi)(),
+                          stax.Dense(1, 2., 0.01), getattr(stax, phi)())[2]
+  x = np.cos(np.random.RandomState(1).normal(size=(3, 1, 2, 3)))
+  rng = np.random.RandomState(2)
+  d1, d2 = 1e-3 * rng.normal(size=x.shape), 1e-3 * rng.normal(size=x.shape)
+
+  def k(a, b):
+    return kernel_fn(a, b, get)
+
+  def dk(a, b):
+    return jax.jvp(k, (a, b), (d1, d2))[1]
+
+  taylor = k(x, x) + dk(x, x) + jax.jvp(dk, (x, x), (d1, d2))[1] / 2
+  err = np.abs(k(x + d1, x + d2) - taylor).max() / np.abs(taylor).mean()
+  # The third-order remainder is ~|d|^3 = 1e-9; a lost x2 derivative would
+  # leave ~|d| = 1e-3, a halved second derivative ~|d|^2 = 1e-6.
+  assert err < 1e-7

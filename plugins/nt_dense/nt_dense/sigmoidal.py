@@ -53,7 +53,10 @@ def _gram(cov, var_a, var_b):
   prod = qa * qb
   ok = prod > 0
   g = (prod - cc * cc) / jnp.where(ok, prod, 1)
-  return jnp.where(ok, jnp.clip(g, 0, 1), 1)
+  # Round-off negatives become 0 by `where`, not `clip`: at the minimum g = 0
+  # (x1 == x2) clip's derivative is 1/2, which would halve the kernel's second
+  # derivatives there.
+  return jnp.where(ok, jnp.where(g < 0, 0., g), 1)
 
 
 def _erf_dual(a: float, b: float, c: float):
