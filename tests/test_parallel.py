@@ -5,7 +5,6 @@ conftest.py gives 2 CPU devices, so `device_count=-1` runs blocks through
 block by block.
 """
 
-import io
 
 import jax
 import numpy as np
@@ -14,7 +13,6 @@ import pytest
 import ntcore as nt
 from ntcore import stax
 from ntcore.errors import BatchError
-from ntcore.parallel import _progress
 
 # Analytic kernels are compared to round-off. Blocks run under shard_map are
 # compiled as one program with different fusion; ReLU's arc-cosine near
@@ -222,28 +220,6 @@ def test_kernel_input_is_passed_through():
   k = nt.Kernel(nngp=np.ones((3, 3)), ntk=None, cov1=np.ones(3), cov2=None)
   out = nt.batch(lambda *a, **kw: (a, kw), 2)(k, None, "nngp", x=1)
   assert out == ((k, None, "nngp"), dict(x=1))
-
-
-def test_progress_bar_reports_blocks_and_eta():
-  stream = io.StringIO()
-  bar = _progress.Progress(4, done=1, stream=stream)
-  bar.advance(1)
-  assert "ETA" in bar.line() and "2/4 blocks" in bar.line()
-  bar.advance(2)
-  bar.close()
-  text = stream.getvalue()
-  assert "4/4 blocks  done in" in text and text.endswith("\n")
-  silent = io.StringIO()
-  _progress.Progress(3, enabled=False, stream=silent).close()
-  assert silent.getvalue() == ""
-
-
-def test_progress_on_stderr(data, fc, capsys):
-  x1, _ = data
-  nt.batch(fc[2], 3, 0, progress=True)(x1, None, "nngp")
-  assert "6/6 blocks" in capsys.readouterr().err
-  nt.batch(fc[2], 3, 0, progress=False)(x1, None, "nngp")
-  assert capsys.readouterr().err == ""
 
 
 @pytest.mark.parametrize("kwargs, match", [
