@@ -179,7 +179,7 @@ def _conv(name, out_chan, filter_shape, strides, padding, W_std, b_std,
 
   return make_layer(name, init_fn, apply_fn, rule,
                     Requirements(batch_axis=dims.batch_axis,
-                                 channel_axis=dims.channel_axis,
+                                 channel_axis=dims.channel_axis - len(dims.lhs),
                                  diagonal_spatial=Diag.PRESERVES,
                                  remask=True),
                     mask_fn)

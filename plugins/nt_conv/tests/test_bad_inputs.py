@@ -111,3 +111,22 @@ def test_pooling_layout_follows_batch_and_channel_axes():
   with pytest.raises(ShapeError, match="laid out as 'CNW'"):
     pool[0](KEY, (3, 2, 5, 5))
   assert pool[0](KEY, (3, 2, 5))[0] == (3, 2, 4)
+
+
+def test_a_rank_3_input_to_a_2d_conv_network_names_the_layout():
+  # Was "batch_axis and channel_axis are both 0": channel axis 3 of NHWC
+  # wrapped onto the batch axis of a rank-3 input.
+  net = stax.serial(stax.Conv(4, (3, 3)), stax.Relu())
+  with pytest.raises(ShapeError) as info:
+    net[2](X[..., 0], None, "nngp")
+  msg = str(info.value)
+  assert msg.startswith("Conv expects inputs of rank 4") and "NHWC" in msg
+  assert "(2, 5, 5) (rank 3)" in msg and "x[..., None]" in msg
+
+
+def test_channels_first_conv_keeps_its_kernel():
+  nchw = stax.Conv(3, (3, 2), dimension_numbers=("NCHW", "OIHW", "NCHW"))
+  nhwc = stax.Conv(3, (3, 2))
+  got = nngp(nchw, np.moveaxis(X, -1, 1))
+  want = nngp(nhwc, X)
+  np.testing.assert_allclose(got, want, rtol=1e-12)
