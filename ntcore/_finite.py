@@ -12,6 +12,7 @@ import warnings
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ntcore.errors import NON_FINITE_KERNEL, NonFiniteKernelWarning
@@ -45,11 +46,17 @@ def warn_if_not_finite(out: Any, x1: Any, x2: Any = None,
     x1, x2: the inputs (pytrees of arrays; `x2` may be None).
     what: who computed `out`, for the message.
   """
+  if not _concrete((out, x1, x2)):
+    return False
+  # One reduction per array on its device; arrays move to the host only
+  # when something is not finite.
+  outputs = [a for a in _arrays(out).values()
+             if jnp.issubdtype(jnp.result_type(a), jnp.inexact)]
+  if all(bool(jnp.all(jnp.isfinite(a))) for a in outputs):
+    return False
   inputs = [np.asarray(v) for v in jax.tree_util.tree_leaves((x1, x2))
             if np.issubdtype(np.asarray(v).dtype, np.inexact)]
-  if not inputs or not _concrete((out, x1, x2)):
-    return False
-  if not all(np.isfinite(v).all() for v in inputs):
+  if not inputs or not all(np.isfinite(v).all() for v in inputs):
     return False
   bad = {}
   for name, arr in _arrays(out).items():

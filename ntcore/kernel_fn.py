@@ -20,9 +20,9 @@ from typing import Any, Optional, Sequence
 import jax
 import numpy as np
 
-from ntcore import _inputs, _masking
-from ntcore.errors import (KernelRequirementError, NOT_GAUSSIAN,
-                           NOT_GAUSSIAN_FAN_IN)
+from ntcore import _finite, _inputs, _masking
+from ntcore.errors import (MISSING_FAN_IN, NOT_GAUSSIAN, NOT_GAUSSIAN_FAN_IN,
+                           KernelRequirementError, ShapeError)
 from ntcore.kernel import Kernel
 from ntcore.layer import FULL_UNLESS_ZERO, Diag, Requirements
 
@@ -145,9 +145,11 @@ class KernelFn:
                          lambda a, b: run(a, b, inside), x1, x2)
     else:
       out = run(x1, x2, inside)
-    if inside is not None:
-      return _shape_output(out, get_form)
-    return _output(out, get_form)
+    out = (_shape_output(out, get_form) if inside is not None
+           else _output(out, get_form))
+    if not isinstance(out, list):
+      _finite.warn_if_not_finite(out, x1_or_kernel, x2)
+    return out
 
   def _check_blocks(self, k) -> None:
     """A given input kernel must carry the blocks this network reads."""
@@ -237,7 +239,13 @@ class LeafKernelFn(KernelFn):
           raise KernelRequirementError(message)
     for ki in (k if isinstance(k, (list, tuple)) else [k]):
       _check_axes(self, ki)
-    out = self.rule(k, **kwargs)
+    try:
+      out = self.rule(k, **kwargs)
+    except AttributeError as e:
+      if isinstance(k, (list, tuple)):
+        raise ShapeError(MISSING_FAN_IN.format(layer=self.name,
+                                               n=len(k))) from e
+      raise
     return _propagate(self, k, out)
 
   def __repr__(self):

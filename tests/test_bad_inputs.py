@@ -277,7 +277,8 @@ def test_overflowing_kernel_warns_with_the_remedy():
   from ntcore import _finite  # pylint: disable=import-outside-toplevel
   kernel_fn = stax.serial(fakes.linear(), fakes.square())[2]
   x = np.random.default_rng(0).normal(size=(3, 4)) * 1e100
-  out = kernel_fn(x, None, ("nngp", "ntk"))
+  with pytest.warns(errors.NonFiniteKernelWarning):
+    out = kernel_fn(x, None, ("nngp", "ntk"))
   assert not np.isfinite(np.asarray(out.nngp)).all()  # q^2 ~ 1e400
   with pytest.warns(errors.NonFiniteKernelWarning) as record:
     assert _finite.warn_if_not_finite(out, x)
@@ -302,3 +303,17 @@ def test_finite_kernels_and_non_finite_inputs_do_not_warn():
   assert not _finite.warn_if_not_finite(kernel_fn(x, None, "nngp"), x)
   x[0, 0] = np.nan  # garbage in: the NaN is the input's, not an overflow
   assert not _finite.warn_if_not_finite(kernel_fn(x, None, "nngp"), x)
+
+
+def test_kernel_fn_itself_warns_when_finite_inputs_overflow():
+  kernel_fn = stax.serial(fakes.linear(), fakes.square())[2]
+  x = np.random.default_rng(0).normal(size=(3, 4)) * 1e100
+  with pytest.warns(errors.NonFiniteKernelWarning, match="Normalise"):
+    kernel_fn(x, None, "nngp")
+
+
+def test_a_missing_fan_in_after_parallel_names_the_fix():
+  branches = stax.parallel(fakes.linear(), fakes.linear())
+  kernel_fn = stax.serial(stax.FanOut(2), branches, fakes.square())[2]
+  with pytest.raises(errors.ShapeError, match="put FanInSum"):
+    kernel_fn(np.ones((2, 3)), None, "nngp")
