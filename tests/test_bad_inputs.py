@@ -317,3 +317,18 @@ def test_a_missing_fan_in_after_parallel_names_the_fix():
   kernel_fn = stax.serial(stax.FanOut(2), branches, fakes.square())[2]
   with pytest.raises(errors.ShapeError, match="put FanInSum"):
     kernel_fn(np.ones((2, 3)), None, "nngp")
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(momentum=1.5), "momentum"), (dict(momentum=-0.1), "momentum"),
+    (dict(learning_rate=-1.), "learning_rate"),
+    (dict(learning_rate=float("nan")), "learning_rate"),
+])
+def test_gradient_descent_rejects_momentum_and_rates_out_of_range(kwargs,
+                                                                   match):
+  k = np.eye(3)
+  args = dict(learning_rate=1., momentum=None)
+  args.update(kwargs)
+  with pytest.raises(errors.PredictArgumentError, match=match):
+    predict.gradient_descent(lambda fx, y: ((fx - y) ** 2).sum(), k,
+                             np.ones((3, 1)), **args)

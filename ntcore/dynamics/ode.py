@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ntcore import errors, registry
+from ntcore.dynamics import _checks
 from ntcore.dynamics._axes import Axes, Layout
 from ntcore.dynamics._linalg import as_float, is_concrete
 from ntcore.registry import providers
@@ -216,6 +217,8 @@ def gradient_descent(
       the default is not), with the install line.
     ShapeError: the kernel does not fit `y_train` and `trace_axes`.
   """
+  _checks.check_learning_rate(learning_rate, "gradient_descent")
+  _checks.check_momentum(momentum, "gradient_descent")
   ode_solver = get_solver(solver)
   options = dict(solver_options or {})
   k_train_train, y_train = as_float(k_train_train), jnp.asarray(y_train)
