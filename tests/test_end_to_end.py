@@ -23,3 +23,26 @@ def test_readme_example_interpolates_the_training_data():
   np.testing.assert_allclose(mean[[0, -1]], y_train[[0, -1]], atol=1e-8)
   # Between training points, an NTK-GP on sin data stays close to sin.
   assert np.max(np.abs(mean - np.sin(x_test))) < 0.1
+
+
+def test_the_readme_example_prints_what_the_readme_shows():
+  """The README's Python block, run as written, prints its output block."""
+  import pathlib  # pylint: disable=import-outside-toplevel
+  import re  # pylint: disable=import-outside-toplevel
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+  readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+  code = re.search(r"```python\n(import numpy as np\nfrom ntcore import stax\n"
+                   r".*?)```", readme, re.S).group(1)
+  shown = re.search(r"next to the targets.*?```\n(.*?)```", readme,
+                    re.S).group(1)
+  done = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                        text=True, check=True)
+
+  def numbers(text):
+    return np.array([float(v) for v in re.findall(r"[-+]\d+\.\d+", text)])
+
+  printed = done.stdout
+  assert len(printed.splitlines()) == len(shown.splitlines()) == 5
+  # Printed to 4 decimals; float32 round-off may move the last digit.
+  np.testing.assert_allclose(numbers(printed), numbers(shown), atol=2e-3)
