@@ -51,7 +51,7 @@ def warn_if_not_finite(out: Any, x1: Any, x2: Any = None,
   # One reduction per array on its device; arrays move to the host only
   # when something is not finite.
   outputs = [a for a in _arrays(out).values()
-             if jnp.issubdtype(jnp.result_type(a), jnp.inexact)]
+             if hasattr(a, "dtype") and jnp.issubdtype(a.dtype, jnp.inexact)]
   if all(bool(jnp.all(jnp.isfinite(a))) for a in outputs):
     return False
   inputs = [np.asarray(v) for v in jax.tree_util.tree_leaves((x1, x2))
