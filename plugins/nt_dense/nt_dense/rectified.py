@@ -10,23 +10,68 @@ All are `phi(x) = a min(x, 0) + b max(x, 0)`. For
 
 from __future__ import annotations
 
-import numpy as np
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ntcore import elementwise_layer, kernel_ops
 
 
 def _abrelu_dual(a: float, b: float):
-  def fn(cov, var_a, var_b, ntk):
+  """The dual of ABRelu, with derivatives that stay finite.
+
+  Written naively, the NNGP's derivatives are `inf - inf` at correlation 1
+  (same example) and `0 / 0` at zero-norm inputs, though the function is
+  smooth there. Its exact partial derivatives are finite:
+
+      d out / d c  = dsigma,
+      d out / d q1 = (a - b)^2 / (2 pi) sqrt(q1 q2 - c^2) / (2 q1)
+
+  (the arccos terms cancel), so they are given as its JVP. NT returns NaN
+  gradients at zero inputs (NT issue #123 asks for 0); ntcore returns 0.
+  """
+  k = (a - b) ** 2 / (2 * np.pi)
+
+  def angle(cov, var_a, var_b):
+    # theta = atan2(sqrt(q1 q2 - c^2), c): exactly 0 for the same example
+    # twice (q1 q2 == c^2 bit for bit), where arccos(c / sqrt(q1 q2)) turns
+    # the round-off of the quotient into sqrt(eps). A zero-norm input has
+    # q1 q2 = c = 0: theta = pi / 2 there, with an argument that is never
+    # (0, 0) (so no NaN in derivatives).
+    # At theta = 0 the NTK has a cusp (theta ~ |x2 - x1|): its derivative
+    # there is taken as 0, the symmetric one.
     prod = var_a * var_b
-    root = jnp.sqrt(prod)
-    # A zero-norm input has prod = cov = 0: take cos = 0 there instead of 0/0.
-    cos = jnp.clip(cov / jnp.where(root > 0, root, 1.), -1., 1.)
-    theta = jnp.arccos(cos)
-    dsigma = (a ** 2 + b ** 2) / 2 - (a - b) ** 2 * theta / (2 * np.pi)
-    out = (a - b) ** 2 / (2 * np.pi) * kernel_ops.safe_sqrt(prod - cov ** 2) \
-        + dsigma * cov
-    return out, None if ntk is None else ntk * dsigma
+    pos = prod > 0
+    gram = prod - cov ** 2
+    open_ = gram > 0
+    root_gram = jnp.where(open_, jnp.sqrt(jnp.where(open_, gram, 1.)), 0.)
+    theta = jnp.where(pos, jnp.arctan2(jnp.where(pos, root_gram, 1.),
+                                       jnp.where(pos, cov, 0.)), np.pi / 2)
+    return (a ** 2 + b ** 2) / 2 - k * theta, root_gram
+
+  @jax.custom_jvp
+  def nngp(cov, var_a, var_b):
+    dsigma, root_gram = angle(cov, var_a, var_b)
+    return k * root_gram + dsigma * cov
+
+  @nngp.defjvp
+  def nngp_jvp(primals, tangents):
+    cov, var_a, var_b = primals
+    d_cov, d_a, d_b = tangents
+    dsigma, root_gram = angle(cov, var_a, var_b)
+
+    def by_var(var):
+      pos = var > 0
+      return jnp.where(pos, k * root_gram / (2 * jnp.where(pos, var, 1.)), 0.)
+
+    out = k * root_gram + dsigma * cov
+    return out, dsigma * d_cov + by_var(var_a) * d_a + by_var(var_b) * d_b
+
+  def fn(cov, var_a, var_b, ntk):
+    out = nngp(cov, var_a, var_b)
+    if ntk is None:
+      return out, None
+    return out, ntk * angle(cov, var_a, var_b)[0]
 
   def diag(var):  # theta = 0
     return (a ** 2 + b ** 2) / 2 * var
