@@ -86,6 +86,16 @@ def split_kwargs(kwargs: dict, x1: PyTree, x2: Optional[PyTree]
   return kwargs1, kwargs2
 
 
+def _same_sequence_type(axes, tree):
+  """`axes` with its tuples/lists of the type of `tree`'s at the same place:
+  NT programs write `vmap_axes=(0, 0)` for inputs or outputs that are lists
+  (a `parallel` network returns a list)."""
+  if (isinstance(axes, (list, tuple)) and isinstance(tree, (list, tuple))
+      and not hasattr(tree, "_fields") and len(axes) == len(tree)):
+    return type(tree)(_same_sequence_type(a, t) for a, t in zip(axes, tree))
+  return axes
+
+
 def _tree_axes(axes, tree: PyTree, name: str = "vmap_axes") -> PyTree:
   """An int broadcast over `tree`'s leaves; negative axes made non-negative.
 
@@ -96,6 +106,7 @@ def _tree_axes(axes, tree: PyTree, name: str = "vmap_axes") -> PyTree:
     return None
   if isinstance(axes, int):
     axes = jax.tree_util.tree_map(lambda _: axes, tree)
+  axes = _same_sequence_type(axes, tree)
   return jax.tree_util.tree_map(
       lambda a, x: _axes.vmap_axis(a, len(jnp.shape(x)), name), axes, tree)
 

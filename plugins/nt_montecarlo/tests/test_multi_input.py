@@ -189,3 +189,21 @@ def test_monte_carlo_in_blocks_of_list_inputs(device_count):
   assert_trees_close(
       monte_carlo_kernel_fn(init_fn, apply_out, KEY, 2)(X1, X2, "ntk"),
       batched(X1, X2, "ntk"))
+
+
+def test_vmap_axes_tuple_for_list_outputs_as_nt_programs_write_it():
+  """`vmap_axes=(0, 0)` for a network whose inputs are a tuple and whose
+  outputs are a list (`parallel`): the same kernels as without vmap_axes."""
+  rng = np.random.RandomState(4)
+  x1 = (rng.normal(size=(3, 2)), rng.normal(size=(3, 5)))
+  x2 = (rng.normal(size=(4, 2)), rng.normal(size=(4, 5)))
+  init_fn, apply_fn, _ = stax.serial(
+      stax.parallel(stax.Dense(8), stax.Dense(9)),
+      stax.parallel(stax.Dense(1), stax.Dense(2)))
+  _, params = init_fn(jax.random.PRNGKey(0), (x1[0].shape, x1[1].shape))
+  for implementation in nt.NtkImplementation:
+    plain = nt.empirical_ntk_fn(apply_fn, implementation=implementation)
+    mapped = nt.empirical_ntk_fn(apply_fn, implementation=implementation,
+                                 vmap_axes=(0, 0))
+    for a, b in zip(plain(x1, x2, params), mapped(x1, x2, params)):
+      np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12)
