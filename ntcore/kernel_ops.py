@@ -86,21 +86,13 @@ def elementwise(k: Kernel, fn: DualFn,
   a, b = pair(var1, var2, ds, one_batch_axis=False)
   nngp, ntk = fn(k.nngp, a, b, k.ntk)
 
-  def same(var):
-    return diag_fn(var) if diag_fn is not None else fn(var, var, var, None)[0]
-
   def own(cov, var):
     if cov is None:
       return None
     if db and (ds or n_sp == 0):
-      return same(cov)
+      return diag_fn(cov) if diag_fn is not None else fn(cov, cov, cov, None)[0]
     va, vb = pair(var, var, ds, one_batch_axis=db)
-    out = fn(cov, va, vb, None)[0]
-    if db:
-      # Same-position entries are variances too: exact from the diagonal
-      # formula (correlation 1 is where the general one loses digits).
-      out = _set_same_position(out, same(var))
-    return out
+    return fn(cov, va, vb, None)[0]
 
   cov1 = own(k.cov1, var1)
   if k.x1_is_x2:
@@ -111,19 +103,6 @@ def elementwise(k: Kernel, fn: DualFn,
     nngp = cov1 if not db else set_batch_diagonal(nngp, cov1)
   return k.replace(nngp=nngp, ntk=ntk, cov1=cov1, cov2=own(k.cov2, var2),
                    is_gaussian=False)
-
-
-def _set_same_position(mat: Array, diag: Array) -> Array:
-  """`mat` `(n, h, h', w, w', ...)` with its `h == h', w == w'` entries set
-  to `diag` `(n, h, w, ...)`."""
-  sizes = diag.shape[1:]
-  mask = jnp.ones((1,) * (1 + 2 * len(sizes)), bool)
-  for i, size in enumerate(sizes):
-    shape = [1] * (1 + 2 * len(sizes))
-    shape[1 + 2 * i] = shape[2 + 2 * i] = size
-    mask = mask & jnp.eye(size, dtype=bool).reshape(shape)
-  inter = sum(((s, 1) for s in sizes), ())
-  return jnp.where(mask, diag.reshape(diag.shape[:1] + inter), mat)
 
 
 def set_batch_diagonal(mat: Array, diag: Array) -> Array:

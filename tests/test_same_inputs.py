@@ -99,14 +99,3 @@ def test_derivatives_at_x_given_twice_see_both_arguments(phi, get):
   # leave ~|d| = 1e-3, a halved second derivative ~|d|^2 = 1e-6.
   assert err < 1e-7
 
-
-def test_same_position_entries_of_full_spatial_kernels_are_the_variances():
-  """With full spatial covariances, the (p, p) entries of an example with
-  itself are variances: the diagonal formula, not arccos at correlation 1."""
-  x = np.random.RandomState(3).normal(size=(2, 5, 2))
-  kernel_fn = stax.serial(stax.Conv(3, (3,), padding="SAME"), stax.Relu(),
-                          stax.Conv(3, (3,), padding="SAME"), stax.Relu())[2]
-  full = kernel_fn(x, None, "cov1", diagonal_spatial=False)
-  diag = kernel_fn(x, None, "cov1", diagonal_spatial=True)
-  np.testing.assert_allclose(np.diagonal(full, axis1=1, axis2=2), diag,
-                             rtol=1e-14)
