@@ -141,8 +141,9 @@ class NonFiniteKernelWarning(UserWarning):
 
 NON_FINITE_KERNEL = (
     "{what} has {count} non-finite entries although the inputs are finite: "
-    "the kernel overflowed {dtype} (inputs of largest entry {scale:.3g}). "
-    "Normalise the inputs (e.g. to unit norm per example){x64}; for "
+    "the kernel overflowed {dtype} (inputs of largest entry {scale:.3g}), or "
+    "its integral diverges for these inputs (Gaussian, Exp). Normalise the "
+    "inputs (e.g. to unit norm per example){x64}; for "
     "homogeneous nonlinearities (Relu, LeakyRelu, Abs, ABRelu) the NNGP and "
     "NTK scale exactly, so rescaling the inputs loses nothing."
 )

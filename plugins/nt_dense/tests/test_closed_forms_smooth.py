@@ -23,6 +23,7 @@ from numpy.polynomial.hermite import hermgauss
 
 import ntcore
 from ntcore import stax
+from ntcore.errors import NonFiniteKernelWarning
 
 W_STD, B_STD = 1.3, 0.2
 
@@ -282,8 +283,9 @@ def test_gaussian_diverges_where_the_integral_does():
   # definite: 2 b q11 < 1, 2 b q22 < 1 and det(I - 2 b S) > 0. With b = 0.5
   # some pairs of these inputs are integrable and some are not.
   b = 0.5
-  nngp, ntk, cov1 = network(stax.Gaussian(b=b), "ntk")[2](
-      X1, X2, ("nngp", "ntk", "cov1"))
+  with pytest.warns(NonFiniteKernelWarning, match="diverges"):
+    nngp, ntk, cov1 = network(stax.Gaussian(b=b), "ntk")[2](
+        X1, X2, ("nngp", "ntk", "cov1"))
   q1, q2, q12 = preactivations(X1, X2)
   q1, q2 = q1[:, None], q2[None, :]
   det = (1 - 2 * b * q1) * (1 - 2 * b * q2) - 4 * b ** 2 * q12 ** 2
