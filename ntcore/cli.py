@@ -35,17 +35,20 @@ def plugin_version(plugin: str) -> str:
     return ""
 
 
-def _registry() -> registry.Registry:
-  """The global registry with every spec collected.
+def _registry(specs: bool = True) -> registry.Registry:
+  """The global registry, with every spec collected unless `specs=False`.
 
   Load warnings are silenced here because each one is also recorded as a
-  `LoadError`, which the commands print once, after their output.
+  `LoadError`, which the commands print once, after their output. Listing the
+  commands needs only the loaded plugins, not their specs (collecting those
+  imports the layers, and with them jax).
   """
   with warnings.catch_warnings():
     warnings.simplefilter("ignore", registry.PluginLoadWarning)
     reg = registry.get_registry()
-    # Building each SpecRegistry calls its hook and records hook failures.
-    _ = (reg.layers, reg.estimators, reg.ode_solvers)
+    if specs:
+      # Building each SpecRegistry calls its hook and records hook failures.
+      _ = (reg.layers, reg.estimators, reg.ode_solvers)
   return reg
 
 
@@ -104,7 +107,7 @@ class _Ntcore(click.Group):
 
   def _plugin(self) -> _PluginCommands:
     """Plugin commands; their problems are printed the first time."""
-    reg = _registry()
+    reg = _registry(specs=False)
     fresh = reg not in _COMMANDS
     found = _plugin_commands(reg, set(self.commands))
     if fresh:

@@ -1,7 +1,8 @@
-"""`ntcore --version` does no work it does not need.
+"""`ntcore --version` and `ntcore --help` do no work they do not need.
 
-(`ntcore --help` lists the commands plugins add, so it loads the plugins,
-and with them jax.)
+`--help` lists the commands plugins add, so it loads the plugins' entry
+points, but not their layers: those (and jax) are imported by the hooks that
+register specs, which `--help` does not call.
 
 Each runs in a fresh interpreter (a subprocess), where nothing has imported
 jax or a plugin yet, and reports which modules the command pulled in.
@@ -55,3 +56,45 @@ def test_import_ntcore_is_lazy_but_complete():
   done = subprocess.run([sys.executable, "-c", code], capture_output=True,
                         text=True, check=True)
   assert done.stdout.strip() == "True"
+
+
+def test_help_lists_every_command_without_importing_jax():
+  seen = probe("--help")
+  assert seen["exit_code"] == 0, seen["output"]
+  for command in ("demo", "kernel", "kernel-info", "list-layers", "plugins"):
+    assert f"  {command} " in seen["output"]
+  assert not seen["jax"]
+
+
+def test_every_installed_plugin_loads_without_jax():
+  """The rule `ntcore --help` relies on: a plugin's entry-point module (and
+  its package) import nothing heavy; the hooks import the layers."""
+  code = ("import importlib.metadata, json, sys; "
+          "eps = importlib.metadata.entry_points(group='ntcore'); "
+          "[ep.load() for ep in eps]; "
+          "print(json.dumps([sorted(ep.name for ep in eps), "
+          "'jax' in sys.modules]))")
+  done = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                        text=True, check=True)
+  names, jax_loaded = json.loads(done.stdout)
+  assert "nt-dense" in names and "nt-conv" in names
+  assert not jax_loaded
+
+
+def test_lazy_plugin_exports_resolve_on_first_use():
+  code = """
+import sys, nt_conv
+assert "jax" not in sys.modules
+assert "Conv" in dir(nt_conv) and "Conv" in nt_conv.__all__
+conv = nt_conv.Conv
+assert "jax" in sys.modules
+from nt_conv.conv import Conv
+assert conv is Conv
+try:
+  nt_conv.Nope
+except AttributeError as e:
+  print(e)
+"""
+  done = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                        text=True, check=True)
+  assert done.stdout.strip() == "module 'nt_conv' has no attribute 'Nope'"

@@ -1,10 +1,14 @@
-"""nt-step's hook implementations: the layers it registers."""
+"""nt-step's hook implementations: the layers it registers.
+
+The plugin's modules are imported inside the hooks: loading the plugin (as
+`ntcore --help` does) imports no jax.
+"""
 
 from ntcore.registry import LayerSpec, hookimpl
-
-from nt_step import step
 
 
 @hookimpl
 def register_layers():
+  # pylint: disable=import-outside-toplevel
+  from nt_step import step
   return [LayerSpec("Step", step.Step)]

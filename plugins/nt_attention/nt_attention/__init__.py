@@ -1,9 +1,13 @@
 """nt-attention: self-attention and graph aggregation layers for ntcore."""
 
-from nt_attention._mechanism import AttentionMechanism
-from nt_attention._pos_emb import PositionalEmbedding
-from nt_attention.aggregate import Aggregate, AggregateImplementation
-from nt_attention.attention import GlobalSelfAttention
+from ntcore.registry.lazy import lazy_exports
 
-__all__ = ["Aggregate", "AggregateImplementation", "AttentionMechanism",
-           "GlobalSelfAttention", "PositionalEmbedding"]
+# Imported on first use: loading the plugin (as `ntcore --help` does)
+# must not import jax.
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "Aggregate": "nt_attention.aggregate",
+    "AggregateImplementation": "nt_attention.aggregate",
+    "AttentionMechanism": "nt_attention._mechanism",
+    "GlobalSelfAttention": "nt_attention.attention",
+    "PositionalEmbedding": "nt_attention._pos_emb",
+})

@@ -1,12 +1,16 @@
-"""nt-attention's hook implementations: the layers it registers."""
+"""nt-attention's hook implementations: the layers it registers.
+
+The plugin's modules are imported inside the hooks: loading the plugin (as
+`ntcore --help` does) imports no jax.
+"""
 
 from ntcore.registry import LayerSpec, hookimpl
-
-from nt_attention import aggregate, attention
 
 
 @hookimpl
 def register_layers():
+  # pylint: disable=import-outside-toplevel
+  from nt_attention import aggregate, attention
   return [
       LayerSpec("GlobalSelfAttention", attention.GlobalSelfAttention),
       LayerSpec("Aggregate", aggregate.Aggregate),

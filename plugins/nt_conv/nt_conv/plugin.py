@@ -1,13 +1,17 @@
-"""nt-conv's hook implementations: the layers it registers."""
+"""nt-conv's hook implementations: the layers it registers.
+
+The plugin's modules are imported inside the hooks: loading the plugin (as
+`ntcore --help` does) imports no jax.
+"""
 
 from ntcore.registry import LayerSpec, hookimpl
-
-from nt_conv import conv, conv_local, flatten, global_pool, pooling
-from nt_conv import dot_general, index, maxpool, resize
 
 
 @hookimpl
 def register_layers():
+  # pylint: disable=import-outside-toplevel
+  from nt_conv import conv, conv_local, flatten, global_pool, pooling
+  from nt_conv import dot_general, index, maxpool, resize
   return [
       LayerSpec("Conv", conv.Conv),
       LayerSpec("ConvTranspose", conv.ConvTranspose),

@@ -1,20 +1,36 @@
 """nt-dense: Dense layers, nonlinearities, LayerNorm and Dropout for ntcore."""
 
-from nt_dense.dense import Dense
-from nt_dense.rectified import ABRelu, Abs, LeakyRelu, Relu
-from nt_dense.exponential import Exp, ExpNormalized, Gaussian
-from nt_dense.periodic import Cos, Gabor, Rbf, Sin
-from nt_dense.sigmoidal import Erf, Gelu, Sigmoid_like
-from nt_dense.sign import Sign
-from nt_dense.custom import Elementwise, ElementwiseNumerical
-from nt_dense.dropout import Dropout
-from nt_dense.normalization import LayerNorm
-from nt_dense.numerical import Sigmoid, Softplus, Swish, Tanh
-from nt_dense.polynomial import Hermite, Monomial, Polynomial, RectifiedMonomial
+from ntcore.registry.lazy import lazy_exports
 
-__all__ = ["ABRelu", "Abs", "Dense", "LeakyRelu", "Relu"]
-__all__ += ["Cos", "Erf", "Exp", "ExpNormalized", "Gabor", "Gaussian", "Gelu",
-            "Rbf", "Sigmoid_like", "Sign", "Sin"]
-__all__ += ["Dropout", "Elementwise", "ElementwiseNumerical", "Hermite",
-            "LayerNorm", "Monomial", "Polynomial", "RectifiedMonomial",
-            "Sigmoid", "Softplus", "Swish", "Tanh"]
+# Imported on first use: loading the plugin (as `ntcore --help` does)
+# must not import jax.
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "ABRelu": "nt_dense.rectified",
+    "Abs": "nt_dense.rectified",
+    "Cos": "nt_dense.periodic",
+    "Dense": "nt_dense.dense",
+    "Dropout": "nt_dense.dropout",
+    "Elementwise": "nt_dense.custom",
+    "ElementwiseNumerical": "nt_dense.custom",
+    "Erf": "nt_dense.sigmoidal",
+    "Exp": "nt_dense.exponential",
+    "ExpNormalized": "nt_dense.exponential",
+    "Gabor": "nt_dense.periodic",
+    "Gaussian": "nt_dense.exponential",
+    "Gelu": "nt_dense.sigmoidal",
+    "Hermite": "nt_dense.polynomial",
+    "LayerNorm": "nt_dense.normalization",
+    "LeakyRelu": "nt_dense.rectified",
+    "Monomial": "nt_dense.polynomial",
+    "Polynomial": "nt_dense.polynomial",
+    "Rbf": "nt_dense.periodic",
+    "RectifiedMonomial": "nt_dense.polynomial",
+    "Relu": "nt_dense.rectified",
+    "Sigmoid": "nt_dense.numerical",
+    "Sigmoid_like": "nt_dense.sigmoidal",
+    "Sign": "nt_dense.sign",
+    "Sin": "nt_dense.periodic",
+    "Softplus": "nt_dense.numerical",
+    "Swish": "nt_dense.numerical",
+    "Tanh": "nt_dense.numerical",
+})

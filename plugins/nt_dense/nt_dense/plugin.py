@@ -1,14 +1,18 @@
-"""nt-dense's hook implementations: the layers it registers."""
+"""nt-dense's hook implementations: the layers it registers.
+
+The plugin's modules are imported inside the hooks: loading the plugin (as
+`ntcore --help` does) imports no jax.
+"""
 
 from ntcore.registry import LayerSpec, hookimpl
-
-from nt_dense import dense, rectified
-from nt_dense import exponential, periodic, sigmoidal, sign
-from nt_dense import custom, dropout, normalization, numerical, polynomial
 
 
 @hookimpl
 def register_layers():
+  # pylint: disable=import-outside-toplevel
+  from nt_dense import dense, rectified
+  from nt_dense import exponential, periodic, sigmoidal, sign
+  from nt_dense import custom, dropout, normalization, numerical, polynomial
   return [
       LayerSpec("Dense", dense.Dense),
       LayerSpec("ABRelu", rectified.ABRelu),

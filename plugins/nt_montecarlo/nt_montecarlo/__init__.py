@@ -6,14 +6,16 @@ Through the registry they are `ntcore.empirical_ntk_fn`,
 `ntcore.monte_carlo_kernel_fn`, ...
 """
 
-from nt_montecarlo.empirical import empirical_kernel_fn, empirical_nngp_fn
-from nt_montecarlo.errors import EstimatorArgumentError
-from nt_montecarlo.implementation import NtkImplementation
-from nt_montecarlo.monte_carlo import monte_carlo_kernel_fn
-from nt_montecarlo.ntk import empirical_ntk_fn, empirical_ntk_vp_fn
+from ntcore.registry.lazy import lazy_exports
 
-__all__ = [
-    "EstimatorArgumentError", "NtkImplementation", "empirical_kernel_fn",
-    "empirical_nngp_fn", "empirical_ntk_fn", "empirical_ntk_vp_fn",
-    "monte_carlo_kernel_fn",
-]
+# Imported on first use: loading the plugin (as `ntcore --help` does)
+# must not import jax.
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "EstimatorArgumentError": "nt_montecarlo.errors",
+    "NtkImplementation": "nt_montecarlo.implementation",
+    "empirical_kernel_fn": "nt_montecarlo.empirical",
+    "empirical_nngp_fn": "nt_montecarlo.empirical",
+    "empirical_ntk_fn": "nt_montecarlo.ntk",
+    "empirical_ntk_vp_fn": "nt_montecarlo.ntk",
+    "monte_carlo_kernel_fn": "nt_montecarlo.monte_carlo",
+})

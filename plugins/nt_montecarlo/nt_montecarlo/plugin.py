@@ -1,12 +1,16 @@
-"""nt-montecarlo's hook implementations: the estimators it registers."""
+"""nt-montecarlo's hook implementations: the estimators it registers.
+
+The plugin's modules are imported inside the hooks: loading the plugin (as
+`ntcore --help` does) imports no jax.
+"""
 
 from ntcore.registry import EstimatorSpec, hookimpl
-
-from nt_montecarlo import empirical, implementation, monte_carlo, ntk
 
 
 @hookimpl
 def register_estimators():
+  # pylint: disable=import-outside-toplevel
+  from nt_montecarlo import empirical, implementation, monte_carlo, ntk
   return [
       EstimatorSpec("monte_carlo_kernel_fn", monte_carlo.monte_carlo_kernel_fn),
       EstimatorSpec("empirical_kernel_fn", empirical.empirical_kernel_fn),
