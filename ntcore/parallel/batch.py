@@ -14,7 +14,9 @@ size (Neural Tangents issue #89). Beyond Neural Tangents' `nt.batch`:
   processes of a `jax.distributed` run;
 * `store=` keeps finished blocks on disk (`_store.BlockStore`), so that a
   killed run resumes and recomputes only the missing blocks;
-* a progress bar on stderr.
+* a progress bar on stderr;
+* `executor=` hands the blocks to another executor (`executor.py`): `"dask"`
+  (the `nt-dask` plugin) runs one Dask task per block on a cluster.
 
 As in Neural Tangents, `x1` and `x2` may be pytrees of arrays (the list
 `[xa, xb]` of a network that starts with `stax.parallel`; every leaf is cut
@@ -43,16 +45,19 @@ import numpy as np
 from ntcore.errors import BatchError
 from ntcore.kernel import Kernel
 from ntcore.kernel_fn import KernelFn
-from ntcore.parallel import (_assemble, _blocks, _call, _devices, _outputs,
-                             _progress, _split, _store, distributed)
+from ntcore.parallel import (_assemble, _call, _devices, _outputs, _progress,
+                             _split, _store, distributed)
+from ntcore.parallel import executor as _executor
 from ntcore.parallel._blocks import Block, Grid
+from ntcore.parallel._local import LocalExecutor
 
 StoreLike = Union[None, str, "os.PathLike", _store.BlockStore]
 
 
 def batch(kernel_fn: Callable[..., Any], batch_size: int = 0,
           device_count: int = -1, store_on_device: bool = True, *,
-          store: StoreLike = None, progress: Optional[bool] = None
+          store: StoreLike = None, progress: Optional[bool] = None,
+          executor: "str | _executor.Executor | None" = None
           ) -> Callable[..., Any]:
   """Returns `kernel_fn` computed in blocks, over devices, resumably.
 
@@ -85,7 +90,16 @@ def batch(kernel_fn: Callable[..., Any], batch_size: int = 0,
       only the missing ones; a store of a different computation raises
       `BlockStoreError`. Use one store per computation.
     progress: a progress bar on stderr (blocks done / total, ETA), drawn
-      only when stderr is a terminal; False: never.
+      only when stderr is a terminal; False: never (and no status lines
+      from the executor).
+    executor: who computes the blocks: None or "local" (this process, on
+      the devices above), a name registered by a plugin ("dask", from
+      `nt-dask`: one Dask task per block, on the active
+      `distributed.Client` or a local cluster), or an executor object
+      (`ntcore.parallel.executor.Executor`). Another executor than the
+      local one needs `batch_size > 0` and concrete inputs; give it a
+      `store=` on a file system its workers share, so that finished blocks
+      are written there by the workers (and survive a killed client).
 
   Returns:
     `batched(x1_or_kernel, x2=None, *args, **kwargs)` with the same result
@@ -98,6 +112,8 @@ def batch(kernel_fn: Callable[..., Any], batch_size: int = 0,
       axis, or whose arrays disagree on the number of examples; a kernel
       that cannot be assembled from blocks; `store=` while being traced.
     BlockStoreError: `store` holds another computation.
+    ExecutorNotInstalledError: `executor` names an executor that no loaded
+      plugin registers; the message names the plugin to install.
   """
   if (not isinstance(batch_size, (int, np.integer)) or isinstance(
       batch_size, bool) or batch_size < 0):
@@ -109,6 +125,10 @@ def batch(kernel_fn: Callable[..., Any], batch_size: int = 0,
                      f"0 (the default device) or a positive int.")
   if store is not None and not isinstance(store, _store.BlockStore):
     store = _store.BlockStore(store)
+  runner = _executor.resolve(executor)
+  local = isinstance(runner, LocalExecutor)
+  if not local and batch_size == 0:
+    raise BatchError(_EXECUTOR_NEEDS_BLOCKS.format(executor=executor))
   runners: dict = {}
 
   @functools.wraps(kernel_fn, assigned=("__module__", "__name__",
@@ -120,6 +140,8 @@ def batch(kernel_fn: Callable[..., Any], batch_size: int = 0,
     traced = _split.is_traced((x1_or_kernel, x2, args, kwargs))
     if traced and store is not None:
       raise BatchError(_STORE_TRACED)
+    if traced and not local:
+      raise BatchError(_EXECUTOR_TRACED.format(executor=executor))
     devices = _devices.select_devices(int(device_count))
     if batch_size == 0 and len(devices) == 1 and store is None:
       # NT's batch_size=0 on one device: kernel_fn itself, as traceable.
@@ -127,7 +149,8 @@ def batch(kernel_fn: Callable[..., Any], batch_size: int = 0,
       return _place(kernel_fn(x1_or_kernel, x2, *args, **kwargs),
                     store_on_device or traced)
     run = _Run(kernel_fn, int(batch_size), devices, store_on_device, store,
-               progress, runners, traced, x1_or_kernel, x2, args, kwargs)
+               progress, runners, traced, x1_or_kernel, x2, args, kwargs,
+               runner)
     out = run.compute()
     batched.last_run = run.counts
     return out
@@ -142,6 +165,17 @@ _STORE_TRACED = (
     "jax.vmap or jax.grad, so its inputs or arguments are tracers). Call it "
     "outside the transformation to use store=, or batch without store= "
     "under the transformation.")
+
+_EXECUTOR_TRACED = (
+    "executor={executor!r} computes blocks outside this process, which needs "
+    "concrete inputs, but the batched kernel function is being traced "
+    "(called under jax.jit, jax.vmap or jax.grad). Call it outside the "
+    "transformation, or use the local executor under it.")
+
+_EXECUTOR_NEEDS_BLOCKS = (
+    "executor={executor!r} runs one task per block, but batch_size=0 asks "
+    "for one block per local device. Pass a batch_size > 0 (examples per "
+    "block side), e.g. batch(kernel_fn, 256, executor={executor!r}).")
 
 
 def _place(out, on_device: bool):
@@ -161,19 +195,12 @@ def _is_kernel_input(x) -> bool:
   return isinstance(x, Kernel)
 
 
-def _hashable(x) -> bool:
-  try:
-    hash(x)
-  except TypeError:
-    return False
-  return True
-
-
 class _Run:
   """One call of a batched kernel function (not the single-block case)."""
 
   def __init__(self, kernel_fn, batch_size, devices, store_on_device,
-               store, progress, runners, traced, x1, x2, args, kwargs):
+               store, progress, runners, traced, x1, x2, args, kwargs,
+               executor):
     self.kernel_fn = kernel_fn
     self.batch_size = batch_size
     self.devices = devices
@@ -182,6 +209,7 @@ class _Run:
     self.progress = progress
     self.runners = runners
     self.traced = traced
+    self.executor = executor
     self.original = (x1, x2, args, kwargs)
     self.symmetric = _split.is_none(x2)
     axis = 0
@@ -279,7 +307,7 @@ class _Run:
   def compute(self):
     grid = self._grid()
     if (grid.shape == (1, 1) and len(self.devices) == 1
-        and self.store is None):
+        and self.store is None and isinstance(self.executor, LocalExecutor)):
       # One block: the kernel function itself, on the inputs as given.
       x1, x2, args, kwargs = self.original
       self.counts = dict(total=1, computed=1, loaded=0)
@@ -313,47 +341,38 @@ class _Run:
     have = {b.name for b in loaded}
     pending = [b for b in blocks if b.name not in have]
     # Drawn on a terminal only, unless progress=False.
-    bar = _progress.Progress(
-        len(blocks), len(loaded), enabled=(self.progress is not False and
-                                           distributed.is_writer()
-                                           and not self.traced))
+    messages = (self.progress is not False and distributed.is_writer()
+                and not self.traced)
+    bar = _progress.Progress(len(blocks), len(loaded), enabled=messages)
+
+    def report(block, leaves, save):
+      assembler.put(block, leaves)
+      if save and self.store is not None and distributed.is_writer():
+        self.store.save(block.name, leaves)
+      bar.advance(1)
+
+    job = _executor.Job(
+        pending, len(blocks), self.store, self.kernel_fn, self.call,
+        lambda b: self.block_inputs(grid, b),
+        lambda b: jax.tree_util.tree_leaves(shapes["d" if b.diagonal
+                                                   else "p"]),
+        report, messages=messages, local=self)
     try:
-      for diagonal in (True, False):
-        self._compute_kind([b for b in pending if b.diagonal == diagonal],
-                           grid, assembler, bar)
+      if pending:
+        self.executor.run(job)
     finally:
       bar.close()
+    if job.missing():
+      missing = job.missing()
+      raise _executor.ExecutorError(
+          f"The executor {self.executor!r} returned with {len(missing)} of "
+          f"{len(pending)} blocks not computed (e.g. {missing[0].name}); "
+          f"the kernel is incomplete. Run the same call again to compute "
+          f"the missing blocks" + (" (the others are in the store)."
+                                   if self.store is not None else "."))
     self.counts = dict(total=len(blocks), computed=len(pending),
                        loaded=len(loaded))
     return self._finish(template, assembler.buffers)
-
-  def _compute_kind(self, todo, grid, assembler, bar) -> None:
-    """Computes blocks of one kind, a round of one per device at a time."""
-    if not todo:
-      return
-    runner = self._runner(todo[0].diagonal)
-    for group in _blocks.chunks(todo, runner.n if runner else 1):
-      inputs = [self.block_inputs(grid, b) for b in group]
-      results = (runner(inputs, self.call.dynamic) if runner else
-                 _devices.run_direct(self.call, inputs, self.call.dynamic,
-                                     host=not self.traced))
-      for block, result in zip(group, results):
-        assembler.put(block, result)
-        if self.store is not None and distributed.is_writer():
-          self.store.save(block.name, result)
-      bar.advance(len(group))
-
-  def _runner(self, diagonal: bool):
-    """A cached `ShardedRunner` (None on one device, and when traced)."""
-    if len(self.devices) == 1 or self.traced:
-      return None
-    key = (diagonal, tuple(self.devices), self.call.treedef, self.call.static,
-           tuple(sorted(self.per_example)))
-    if not _hashable(key):
-      return _devices.ShardedRunner(self.call, self.devices)
-    if key not in self.runners:
-      self.runners[key] = _devices.ShardedRunner(self.call, self.devices)
-    return self.runners[key]
 
   def _manifest(self, grid: Grid, shapes: dict, mirror: bool) -> dict:
     """What identifies this computation in a block store: sizes, `get`,

@@ -17,6 +17,7 @@ from typing import Optional
 import pluggy
 
 from ntcore.registry import providers
+from ntcore.registry.executors import ExecutorSpec, executor_registry
 from ntcore.registry.hookspecs import hookimpl, hookspec
 from ntcore.registry.layers import SpecRegistry
 from ntcore.registry.manager import (GROUP, LOAD_ENV, LoadError,
@@ -25,7 +26,7 @@ from ntcore.registry.manager import (GROUP, LOAD_ENV, LoadError,
 from ntcore.registry.specs import EstimatorSpec, LayerSpec, OdeSolverSpec
 
 __all__ = [
-    "EstimatorSpec", "GROUP", "LOAD_ENV", "LayerSpec", "LoadError",
+    "EstimatorSpec", "ExecutorSpec", "GROUP", "LOAD_ENV", "LayerSpec", "LoadError",
     "OdeSolverSpec", "PluginLoadWarning", "Registry", "SpecRegistry",
     "get_registry", "hookimpl", "hookspec", "load_entry_points",
     "new_manager", "register", "reset", "use_registry",
@@ -55,10 +56,14 @@ class Registry:
     return SpecRegistry(self.pm, "register_ode_solvers", "ODE solver", "",
                         {})
 
+  @functools.cached_property
+  def executors(self) -> SpecRegistry:
+    return executor_registry(self.pm)
+
   def errors(self) -> list[LoadError]:
     """Load failures and hook failures, in plugin order."""
     return (self.load_errors + self.layers.errors + self.estimators.errors
-            + self.ode_solvers.errors)
+            + self.ode_solvers.errors + self.executors.errors)
 
 
 _REGISTRY: Optional[Registry] = None

@@ -40,6 +40,17 @@ def register_ode_solvers():
 
 
 @hookspec
+def register_executors():
+  """Called once when the executor registry is built; returns `list[ExecutorSpec]`.
+
+  Named executors for `ntcore.batch(..., executor=name)` and `ntcore kernel
+  --executor name`: each spec's factory builds an object that runs the
+  pending blocks of a batched kernel (see `ntcore.parallel.executor`).
+  Not firstresult.
+  """
+
+
+@hookspec
 def register_commands(cli):
   """Called when the `ntcore` CLI starts, with its click group; returns None.
 
