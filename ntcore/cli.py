@@ -324,9 +324,19 @@ def _plot_path(path: Optional[str], fmt: Optional[str]) -> str:
 @click.option("--force", is_flag=True,
               help="Overwrite OUT even if it is not a kernel file ntcore "
                    "wrote.")
+@click.option("--executor", default="local", show_default=True,
+              help="Who computes the blocks: local (this process), or an "
+                   "executor a plugin registers (dask, from nt-dask).")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="The cluster's scheduler (tcp://host:8786) for a cluster "
+                   "executor; without it, a local cluster is started.")
+@click.option("--workers", default=None, type=click.IntRange(min=1),
+              help="Worker processes of the local cluster started when no "
+                   "--scheduler is given (default: one per CPU core).")
 def kernel(model: str, x1: str, x2: Optional[str], out: str, batch_size: int,
            resume: bool, device_count: int, progress: bool, single: bool,
-           force: bool):
+           force: bool, executor: str, scheduler: Optional[str],
+           workers: Optional[int]):
   """Computes the NNGP and NTK of MODEL on X1 (and X2) into --out.
 
   MODEL is module:function (importable from the current directory or
@@ -334,19 +344,22 @@ def kernel(model: str, x1: str, x2: Optional[str], out: str, batch_size: int,
   Finished blocks are kept in OUT.blocks/ until OUT is written, so a run
   that is killed, interrupted (Ctrl-C, SIGTERM) or stopped by a full disk
   continues with --resume. Read OUT with ntcore.load_kernel(OUT) or
-  ntcore kernel-info OUT.
+  ntcore kernel-info OUT. With --executor dask (the nt-dask plugin), each
+  block is a task on a Dask cluster whose workers write into OUT.blocks/,
+  which must then be on a file system they share.
   """
   import jax  # pylint: disable=import-outside-toplevel
   from ntcore.parallel import _command  # pylint: disable=import-outside-toplevel
   jax.config.update("jax_enable_x64", not single)
   if batch_size < 0:
     raise click.BadParameter("must be >= 0", param_hint="--batch-size")
+  cluster = dict(executor=executor, scheduler=scheduler, workers=workers)
   again = _command.resume_command(model, x1, x2, out, batch_size,
-                                  device_count, single)
+                                  device_count, single, **cluster)
   try:
     with _terminate_as_interrupt():
       counts = _command.compute(model, x1, x2, out, batch_size, resume,
-                                device_count, progress, force)
+                                device_count, progress, force, **cluster)
   except (_Interrupted, KeyboardInterrupt) as e:
     number, name = getattr(e, "signal_number", 2), getattr(
         e, "signal_name", "SIGINT")

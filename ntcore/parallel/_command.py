@@ -26,6 +26,7 @@ from ntcore import kernel_file
 from ntcore.errors import BlockStoreError, InputFileError, ModelLoadError
 from ntcore.parallel import _store
 from ntcore.parallel.batch import batch
+from ntcore.parallel.executor import LOCAL, resolve
 
 
 def store_path(out: str) -> str:
@@ -159,7 +160,9 @@ def kept_line(out: str) -> str:
 
 
 def resume_command(model: str, x1: str, x2: Optional[str], out: str,
-                   batch_size: int, device_count: int, single: bool) -> str:
+                   batch_size: int, device_count: int, single: bool,
+                   executor: str = LOCAL, scheduler: Optional[str] = None,
+                   workers: Optional[int] = None) -> str:
   """The `ntcore kernel ... --resume` line that continues this run."""
   args = ["ntcore", "kernel", model, x1] + ([x2] if x2 else []) + [
       "--out", out, "--batch-size", str(batch_size)]
@@ -167,23 +170,43 @@ def resume_command(model: str, x1: str, x2: Optional[str], out: str,
     args += ["--device-count", str(device_count)]
   if single:
     args.append("--float32")
+  if executor != LOCAL:
+    args += ["--executor", executor]
+  if scheduler is not None:
+    args += ["--scheduler", scheduler]
+  if workers is not None:
+    args += ["--workers", str(workers)]
   return shlex.join(args + ["--resume"])
 
 
 def compute(model: str, x1_path: str, x2_path: Optional[str], out: str,
             batch_size: int, resume: bool, device_count: int = -1,
-            progress: Optional[bool] = None, force: bool = False) -> dict:
+            progress: Optional[bool] = None, force: bool = False,
+            executor: str = LOCAL, scheduler: Optional[str] = None,
+            workers: Optional[int] = None) -> dict:
   """Computes and writes the kernels; returns the block counts.
+
+  `executor` names who computes the blocks (`--executor`); a cluster
+  executor gets `scheduler`, `workers` and `model` (its workers build the
+  kernel function from the spec themselves).
 
   Raises:
     ModelLoadError, InputFileError, ShapeError: bad arguments, or an
       `--out` that is an input or a file ntcore did not write.
     BlockStoreError: a store of an unfinished run exists and `resume` is
       False, or the store belongs to another computation.
+    ExecutorNotInstalledError, ExecutorError: an executor that is not
+      installed, or options it does not take (`--scheduler` for the local
+      executor).
     OSError: a file cannot be written (disk full, no permission); the
       blocks finished so far stay in the store.
   """
   out = os.fspath(out)
+  if executor == LOCAL:
+    runner = resolve(LOCAL, scheduler=scheduler, workers=workers)
+  else:
+    runner = resolve(executor, scheduler=scheduler, workers=workers,
+                     model=model)
   check_out(out, [x1_path, x2_path], force)
   blocks = store_path(out)
   if os.path.exists(blocks) and not resume:
@@ -195,7 +218,7 @@ def compute(model: str, x1_path: str, x2_path: Optional[str], out: str,
   x2 = None if x2_path is None else load_input(x2_path, "X2")
   store = _store.BlockStore(blocks, tag=model)
   batched = batch(kernel_fn, batch_size, device_count, store_on_device=False,
-                  store=store, progress=progress)
+                  store=store, progress=progress, executor=runner)
   result = batched(x1, x2, ("nngp", "ntk"))
   arrays = {"nngp": np.asarray(result[0]), "ntk": np.asarray(result[1])}
   manifest = store.manifest() or {}
@@ -211,7 +234,7 @@ def compute(model: str, x1_path: str, x2_path: Optional[str], out: str,
                   block_shape=[manifest.get("b1"), manifest.get("b2")],
                   store_fingerprint=store.fingerprint,
                   network_fingerprint=manifest.get("network"),
-                  device_count=device_count))
+                  device_count=device_count, executor=executor))
   kernel_file.save_kernel(out, arrays, info)
   shutil.rmtree(blocks, ignore_errors=True)
   return dict(batched.last_run, shapes={k: v.shape for k, v in arrays.items()})

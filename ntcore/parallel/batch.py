@@ -127,8 +127,9 @@ def batch(kernel_fn: Callable[..., Any], batch_size: int = 0,
     store = _store.BlockStore(store)
   runner = _executor.resolve(executor)
   local = isinstance(runner, LocalExecutor)
+  name = getattr(runner, "name", None) or repr(runner)
   if not local and batch_size == 0:
-    raise BatchError(_EXECUTOR_NEEDS_BLOCKS.format(executor=executor))
+    raise BatchError(_EXECUTOR_NEEDS_BLOCKS.format(executor=name))
   runners: dict = {}
 
   @functools.wraps(kernel_fn, assigned=("__module__", "__name__",
@@ -141,7 +142,7 @@ def batch(kernel_fn: Callable[..., Any], batch_size: int = 0,
     if traced and store is not None:
       raise BatchError(_STORE_TRACED)
     if traced and not local:
-      raise BatchError(_EXECUTOR_TRACED.format(executor=executor))
+      raise BatchError(_EXECUTOR_TRACED.format(executor=name))
     devices = _devices.select_devices(int(device_count))
     if batch_size == 0 and len(devices) == 1 and store is None:
       # NT's batch_size=0 on one device: kernel_fn itself, as traceable.

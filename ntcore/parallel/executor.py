@@ -101,6 +101,19 @@ def compute_block(kernel_fn: Callable[..., Any], arguments: tuple,
   return _devices.run_direct(call, [inputs], call.dynamic)[0]
 
 
+def load_kernel_fn(spec: str) -> Callable[..., Any]:
+  """The kernel function of `module:function`, as `ntcore kernel MODEL` loads
+  it (the current directory first, then `PYTHONPATH`): what a worker
+  process builds from the command line's MODEL.
+
+  Raises:
+    ModelLoadError: a malformed spec, a missing module or function, or a
+      function that does not return a stax triple.
+  """
+  from ntcore.parallel import _command  # pylint: disable=import-outside-toplevel
+  return _command.load_model(spec)
+
+
 class Job:
   """The blocks of one batched call still to compute, and how to report them.
 
@@ -171,7 +184,9 @@ class Job:
         raise ExecutorError(
             f"The executor reported block {block.name} without its arrays, "
             f"but this run has no store= to read it from.")
-      leaves = self.store.load(block.name, self._expected(block))
+      # A damaged file is warned about (and removed) by `load`.
+      leaves = (self.store.load(block.name, self._expected(block))
+                if block.name in self.store.done() else None)
       if leaves is None:
         raise ExecutorError(
             f"Block {block.name} was reported finished, but its file in "
