@@ -11,6 +11,8 @@ from ntcore.dynamics import (Gaussian, ODEState, OdeSolver, gp_inference,
 from ntcore.dynamics import (MarginalFit, fit_marginal_likelihood,
                              kernel_log_marginal_likelihood,
                              log_marginal_likelihood)
+from ntcore.dynamics import (AUTO_CG_SIZE, CG, CGConvergenceError,
+                             CGRecord, KernelOperator)
 
 __all__ = [
     "Gaussian", "ODEState", "OdeSolver", "gp_inference", "gradient_descent",
@@ -18,4 +20,5 @@ __all__ = [
     "max_learning_rate",
     "MarginalFit", "fit_marginal_likelihood",
     "kernel_log_marginal_likelihood", "log_marginal_likelihood",
+    "AUTO_CG_SIZE", "CG", "CGConvergenceError", "CGRecord", "KernelOperator",
 ]

@@ -18,6 +18,9 @@ from ntcore.dynamics.marginal import (MarginalFit, fit_marginal_likelihood,
                                       log_marginal_likelihood)
 from ntcore.dynamics.mse import gradient_descent_mse
 from ntcore.dynamics.ode import ODEState, OdeSolver, gradient_descent
+from ntcore.dynamics.cg import (AUTO_CG_SIZE, CG, CGConvergenceError,
+                                CGRecord)
+from ntcore.dynamics.operator import KernelOperator
 
 __all__ = [
     "Gaussian", "ODEState", "OdeSolver", "gp_inference", "gradient_descent",
@@ -25,4 +28,5 @@ __all__ = [
     "max_learning_rate",
     "MarginalFit", "fit_marginal_likelihood",
     "kernel_log_marginal_likelihood", "log_marginal_likelihood",
+    "AUTO_CG_SIZE", "CG", "CGConvergenceError", "CGRecord", "KernelOperator",
 ]

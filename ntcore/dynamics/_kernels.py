@@ -3,6 +3,8 @@
 A kernel argument is an array (used for whichever of `nngp`/`ntk` is asked
 for), an `ntcore.Kernel`, or any namedtuple-like object with `nngp` and/or
 `ntk` attributes (NT's `Kernel`, or `collections.namedtuple('K', 'nngp ntk')`).
+A `KernelOperator` (a kernel read in panels, `operator.py`) stands where an
+array may, and is passed through as it is.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ntcore.dynamics.operator import KernelOperator
 from ntcore.errors import KernelRequirementError, PredictArgumentError
 
 Get = Union[None, str, Iterable[str]]
@@ -57,21 +60,32 @@ def is_array(k: Any) -> bool:
   return isinstance(k, (jax.Array, np.ndarray, np.generic))
 
 
-def kernel_attr(k: Any, g: str, name: str) -> jnp.ndarray:
+def is_operator(k: Any) -> bool:
+  return isinstance(k, KernelOperator)
+
+
+def _as_kernel(k: Any) -> Any:
+  """`k` as a JAX array, or as it is if a `KernelOperator`."""
+  return k if is_operator(k) else jnp.asarray(k)
+
+
+def kernel_attr(k: Any, g: str, name: str) -> Any:
   """The `g` (`"nngp"` or `"ntk"`) matrix of the kernel argument `name`.
+
+  A JAX array, or a `KernelOperator` where one was given.
 
   Raises:
     KernelRequirementError: if `k` has no (non-None) `g`.
   """
-  if is_array(k):
-    return jnp.asarray(k)
+  if is_array(k) or is_operator(k):
+    return _as_kernel(k)
   value = getattr(k, g, None)
   if value is None:
     raise KernelRequirementError(
         f"{name} has no {g}, but the prediction "
         f"asked for needs it. Compute it too, e.g. kernel_fn(x1, x2, "
         f"('nngp', 'ntk')), or pass an array.")
-  return jnp.asarray(value)
+  return _as_kernel(value)
 
 
 class Pair(NamedTuple):
@@ -87,20 +101,20 @@ def materialize(k: Any) -> Any:
   A closed-over NumPy array converted inside a trace becomes a tracer; a
   factorization of it could then be neither checked nor cached.
   """
-  if is_array(k):
-    return jnp.asarray(k)
+  if is_array(k) or is_operator(k):
+    return _as_kernel(k)
   values = [getattr(k, g, None) for g in _ALL]
-  return Pair(*(None if v is None else jnp.asarray(v) for v in values))
+  return Pair(*(None if v is None else _as_kernel(v) for v in values))
 
 
 def first_kernel(k: Any, name: str) -> jnp.ndarray:
   """`k` if an array, else its `nngp` or, failing that, its `ntk`."""
-  if is_array(k):
-    return jnp.asarray(k)
+  if is_array(k) or is_operator(k):
+    return _as_kernel(k)
   for g in _ALL:
     value = getattr(k, g, None)
     if value is not None:
-      return jnp.asarray(value)
+      return _as_kernel(value)
   raise KernelRequirementError(
       f"{name} must be an array or have an nngp or ntk attribute; got "
       f"{type(k).__name__}.")
@@ -108,5 +122,5 @@ def first_kernel(k: Any, name: str) -> jnp.ndarray:
 
 def has_both(k: Optional[Any]) -> bool:
   """Whether `k` carries distinct `nngp` and `ntk` (not a bare array)."""
-  return (k is not None and not is_array(k)
+  return (k is not None and not is_array(k) and not is_operator(k)
           and all(getattr(k, g, None) is not None for g in _ALL))

@@ -24,19 +24,21 @@ NNGP's own spectrum for `get="nngp"`), not the prior `K`.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any, Callable, Optional, Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ntcore.dynamics import _kernels, _spectral
+from ntcore.dynamics import _cg_infinity, _cg_posterior, _kernels, _spectral
 from ntcore.dynamics._axes import Axes, Layout, make_2d, zip_2d
 from ntcore.dynamics._checks import (check_diag_reg, check_learning_rate,
                                       check_times)
 from ntcore.dynamics._linalg import (Regularizer, Spectrum, eager, is_concrete,
                                      spectrum)
 from ntcore.dynamics._kwargs import merge_kwargs
+from ntcore.dynamics.cg import SolverArg, resolve
 from ntcore.dynamics.inference import Gaussian, Posterior
 
 Array = jnp.ndarray
@@ -51,6 +53,8 @@ def gradient_descent_mse_ensemble(
     diag_reg: float = 0.,
     diag_reg_absolute_scale: bool = False,
     trace_axes: Axes = (-1,),
+    *,
+    solver: SolverArg = None,
     **kernel_fn_train_train_kwargs,
 ) -> Callable[..., Any]:
   """Mean and covariance of the infinite ensemble of infinitely wide networks.
@@ -65,6 +69,14 @@ def gradient_descent_mse_ensemble(
     diag_reg_absolute_scale: True for absolute units, False for units of
       the kernel's mean diagonal.
     trace_axes: axes of `y_train` absent from the kernels.
+    solver: None (default) or `"dense"`: eigendecompositions and Cholesky
+      factorizations, as NT; `"cg"` or `ntcore.predict.CG(...)`:
+      preconditioned conjugate gradients for infinite time (`t=None` or all
+      `inf`), by the CG posterior of `gp_inference` (the train-train
+      kernel is still computed whole by `kernel_fn`, then solved without a
+      factorization); `"auto"`: CG at infinite time above `AUTO_CG_SIZE`
+      training rows. CG's `CGRecord`s go to `predict_fn.cg_records`.
+      (`solver` is therefore not passed on to `kernel_fn`.)
     **kernel_fn_train_train_kwargs: passed to `kernel_fn` for the
       train-train kernel; also to the test kernels unless overridden (see
       `predict_fn`).
@@ -111,8 +123,12 @@ def gradient_descent_mse_ensemble(
                             square=True)
     return {g: k_dd[g] for g in names}
 
-  posterior = Posterior(lambda g: train_kernel((g,))[g], True, y_train,
-                        layout, reg, "kernel_fn(x_train, None)")
+  options = resolve(solver, math.prod(layout.sample_shape),
+                    "gradient_descent_mse_ensemble")
+  args = (lambda g: train_kernel((g,))[g], True, y_train, layout, reg,
+          "kernel_fn(x_train, None)")
+  posterior = (Posterior(*args) if options is None else
+               _cg_posterior.CGPosterior(*args, options))
 
   def eigen(g: str) -> Spectrum:
     if g not in spectra:
@@ -148,11 +164,22 @@ def gradient_descent_mse_ensemble(
       tt = (_call(kernel_fn, x_test, None, ("nngp",), kw_tt)["nngp"]
             if compute_cov else None)
 
-    if t is None:  # eq. 16 by Cholesky, as NT: more accurate than eigh here
+    at_infinity = options is not None and _cg_infinity.all_infinite(t)
+    if t is None or at_infinity:
+      # eq. 16 by Cholesky, as NT: more accurate than eigh here (or by CG)
       k_td = None if td is None else _kernels.Pair(td.get("nngp"),
                                                    td.get("ntk"))
       k_tt = tt if x_test is not None else (True if compute_cov else None)
-      return _kernels.pack(posterior(names, k_td, k_tt), names, single)
+      out = posterior(names, k_td, k_tt)
+      if t is not None:
+        lead = _cg_infinity.lead_shape(t)
+        out = {g: jax.tree_util.tree_map(
+            lambda a: jnp.broadcast_to(a, lead + a.shape), v)
+               for g, v in out.items()}
+      return _kernels.pack(out, names, single)
+    if options is not None and solver != "auto":
+      raise _cg_infinity.finite_time_error("gradient_descent_mse_ensemble",
+                                           solver, False)
 
     infinite = is_concrete(t) and np.isinf(np.asarray(t)).any()
     out = {}
@@ -169,6 +196,7 @@ def gradient_descent_mse_ensemble(
       out[g] = mean if cov is None else Gaussian(mean, cov)
     return _kernels.pack(out, names, single)
 
+  predict_fn.cg_records = getattr(posterior, "records", [])
   return predict_fn
 
 

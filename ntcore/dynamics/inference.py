@@ -18,6 +18,7 @@ per kernel, made on first use and cached, serves all calls.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -28,6 +29,7 @@ from ntcore.dynamics import _kernels
 from ntcore.dynamics._axes import Axes, Layout, make_2d, zip_2d
 from ntcore.dynamics._checks import check_diag_reg
 from ntcore.dynamics._linalg import Regularizer, cholesky, eager
+from ntcore.dynamics.cg import SolverArg
 from ntcore.errors import KernelRequirementError, ShapeError
 
 Array = jnp.ndarray
@@ -51,18 +53,31 @@ def gp_inference(
     diag_reg: float = 0.,
     diag_reg_absolute_scale: bool = False,
     trace_axes: Axes = (-1,),
+    *,
+    solver: SolverArg = None,
 ) -> Callable[..., Any]:
   """The 'posterior' of NNGP, NTK (the ensemble at `t=inf`) or NTK-GP.
 
   Args:
-    k_train_train: train-train kernel `(n, n, ...)`: an array, an
-      `ntcore.Kernel`, or a namedtuple-like with `nngp`/`ntk`. The NTK
-      covariance needs both.
+    k_train_train: train-train kernel `(n, n, ...)`: an array, a
+      `KernelOperator` (a kernel on disk or computed in panels), an
+      `ntcore.Kernel`, or a namedtuple-like with `nngp`/`ntk` (arrays or
+      operators). The NTK covariance needs both.
     y_train: targets `(n, ..., C)`.
     diag_reg: strength of the diagonal regularizer of the inverted kernel.
     diag_reg_absolute_scale: True for absolute units, False for units of
       the kernel's mean diagonal.
     trace_axes: axes of `y_train` absent from the kernels.
+    solver: how `(K + reg)^{-1}` is applied. None (default): a Cholesky
+      factorization, as NT (CG when `k_train_train` holds a
+      `KernelOperator`); `"dense"`: the factorization (an operator is
+      assembled); `"cg"`: preconditioned conjugate gradients with default
+      options; `"auto"`: CG above `AUTO_CG_SIZE` training rows;
+      `ntcore.predict.CG(tol=..., maxiter=..., rank=...)`: CG with those
+      options. CG computes means and covariances exactly to its tolerance
+      (the covariance by one solve with the call's test points as
+      right-hand sides, see `_cg_posterior.py`); its `CGRecord`s
+      (iterations, residuals) are appended to `predict_fn.cg_records`.
 
   Returns:
     `predict_fn(get=None, k_test_train=None, k_test_test=None)`. `get` is
@@ -89,17 +104,23 @@ def gp_inference(
       `predict_fn`) for an unknown `get`.
     SingularKernelError: (from `predict_fn`) if a kernel to invert is
       singular or not positive definite in the working precision.
+    CGConvergenceError: (from `predict_fn`, solver CG) if CG does not reach
+      its tolerance; the message names the remedies.
   """
+  from ntcore.dynamics import _cg_posterior  # pylint: disable=import-outside-toplevel
   check_diag_reg(diag_reg, "gp_inference")
   y_train = jnp.asarray(y_train)
-  k_train_train = _kernels.materialize(k_train_train)
   layout = Layout.of(y_train, trace_axes)
+  options, k_train_train = _cg_posterior.choose(
+      solver, k_train_train, math.prod(layout.sample_shape), "gp_inference")
+  k_train_train = _kernels.materialize(k_train_train)
   layout.check_kernel(_kernels.first_kernel(k_train_train, "k_train_train"),
                       "k_train_train", square=True)
-  posterior = Posterior(
-      lambda g: _kernels.kernel_attr(k_train_train, g, "k_train_train"),
-      _kernels.has_both(k_train_train), y_train, layout,
-      Regularizer(diag_reg, diag_reg_absolute_scale), "k_train_train")
+  args = (lambda g: _kernels.kernel_attr(k_train_train, g, "k_train_train"),
+          _kernels.has_both(k_train_train), y_train, layout,
+          Regularizer(diag_reg, diag_reg_absolute_scale), "k_train_train")
+  posterior = (Posterior(*args) if options is None else
+               _cg_posterior.CGPosterior(*args, options))
 
   def predict_fn(get: _kernels.Get = None, k_test_train: Any = None,
                  k_test_test: Any = None) -> Any:
@@ -111,6 +132,7 @@ def gp_inference(
     return _kernels.pack(posterior(names, k_test_train, k_test_test), names,
                          single)
 
+  predict_fn.cg_records = getattr(posterior, "records", [])
   return predict_fn
 
 
@@ -150,6 +172,21 @@ class Posterior:
                             layout=self.layout)
     return self.inv_y[g]
 
+  def mean(self, kind: str, k_td: Array, test_shape) -> Array:
+    """`K_* (K + reg)^{-1} Y` in the output layout."""
+    return _mean(k_td, self.k_inv_y(kind), layout=self.layout,
+                 test_shape=test_shape)
+
+  def gp_cov(self, kind: str, k_td: Array, k_tt: Array, test_shape) -> Array:
+    """`K_** - K_* (K + reg)^{-1} K_*^T` of the `kind` kernel."""
+    return _gp_cov(self.factor(kind), k_td, k_tt, test_shape=test_shape)
+
+  def ntk_cov(self, ntk_td: Array, nngp_td: Array, nngp_tt: Array,
+              test_shape) -> Array:
+    """Eq. 16, the covariance of the ensemble trained to convergence."""
+    return _ntk_cov(self.factor("ntk"), ntk_td, nngp_td, self.train("nngp"),
+                    nngp_tt, test_shape=test_shape)
+
   def __call__(self, names: tuple[str, ...], k_test_train: Any,
                k_test_test: Any) -> dict[str, Any]:
     """`{g: mean or Gaussian}` for each of `names`, as `gp_inference` says."""
@@ -158,15 +195,14 @@ class Posterior:
       kind = "ntk" if g == "ntkgp" else g
       if k_test_train is None:  # train set: interpolated exactly, as in NT
         k_dd = self.train(kind)
-        mean = self.y_train.astype(jnp.result_type(self.y_train, k_dd))
+        mean = self.y_train.astype(jnp.result_type(self.y_train, k_dd.dtype))
         out[g] = (mean if k_test_test is None else
-                  Gaussian(mean, jnp.zeros_like(k_dd)))
+                  Gaussian(mean, jnp.zeros(k_dd.shape, k_dd.dtype)))
         continue
       k_td = _kernels.kernel_attr(k_test_train, kind, "k_test_train")
       test_shape = self.layout.check_kernel(k_td, "k_test_train",
                                             square=False)
-      mean = _mean(k_td, self.k_inv_y(kind), layout=self.layout,
-                   test_shape=test_shape)
+      mean = self.mean(kind, k_td, test_shape)
       if k_test_test is None:
         out[g] = mean
         continue
@@ -176,11 +212,10 @@ class Posterior:
       if g == "ntk":
         if not (self.distinct and _kernels.has_both(k_test_train)):
           raise KernelRequirementError(NTK_COV_NEEDS_BOTH)
-        cov = _ntk_cov(self.factor("ntk"), k_td,
-                       _kernels.kernel_attr(k_test_train, "nngp", ""),
-                       self.train("nngp"), k_tt, test_shape=test_shape)
+        cov = self.ntk_cov(k_td, _kernels.kernel_attr(k_test_train, "nngp",
+                                                      ""), k_tt, test_shape)
       else:
-        cov = _gp_cov(self.factor(kind), k_td, k_tt, test_shape=test_shape)
+        cov = self.gp_cov(kind, k_td, k_tt, test_shape)
       out[g] = Gaussian(mean, cov)
     return out
 

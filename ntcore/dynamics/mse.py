@@ -16,17 +16,19 @@ the first call and cached, serves every `t` and every later call; `t=None`
 from __future__ import annotations
 
 import functools
+import math
 from typing import Optional, Protocol, Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ntcore.dynamics import _spectral
+from ntcore.dynamics import _cg_infinity, _cg_posterior, _kernels, _spectral
 from ntcore.dynamics._checks import (check_diag_reg, check_learning_rate,
                                       check_times)
 from ntcore.dynamics._axes import Axes, Layout, make_2d
 from ntcore.dynamics._linalg import Regularizer, as_float, is_concrete, spectrum
+from ntcore.dynamics.cg import SolverArg
 from ntcore.errors import PredictArgumentError, ShapeError
 
 Array = jnp.ndarray
@@ -50,6 +52,8 @@ def gradient_descent_mse(
     diag_reg: float = 0.,
     diag_reg_absolute_scale: bool = False,
     trace_axes: Axes = (-1,),
+    *,
+    solver: SolverArg = None,
 ) -> PredictFn:
   """Outputs of continuous-time gradient descent on MSE, in closed form.
 
@@ -79,6 +83,12 @@ def gradient_descent_mse(
       for units of the kernel's mean diagonal.
     trace_axes: axes of `y_train` absent from the kernels, which stand for
       `K ⊗ I` along them; must match how the kernels were computed.
+    solver: None (default) or `"dense"`: the eigendecomposition, as NT
+      (CG when `k_train_train` is a `KernelOperator`); `"cg"` or
+      `ntcore.predict.CG(...)`: preconditioned conjugate gradients, for
+      infinite time only (`t=None` or all `inf`; see `_cg_infinity.py`),
+      its `CGRecord`s appended to `predict_fn.cg_records`; `"auto"`: CG at
+      infinite time above `AUTO_CG_SIZE` training rows, else dense.
 
   Returns:
     `predict_fn(t=None, fx_train_0=0., fx_test_0=None, k_test_train=None)`,
@@ -92,11 +102,24 @@ def gradient_descent_mse(
   """
   check_learning_rate(learning_rate, "gradient_descent_mse")
   check_diag_reg(diag_reg, "gradient_descent_mse")
-  k_train_train, y_train = as_float(k_train_train), jnp.asarray(y_train)
+  y_train = jnp.asarray(y_train)
   layout = Layout.of(y_train, trace_axes)
+  options, k_train_train = _cg_posterior.choose(
+      solver, k_train_train, math.prod(layout.sample_shape),
+      "gradient_descent_mse")
+  operator = _kernels.is_operator(k_train_train)
+  if not operator:
+    k_train_train = as_float(k_train_train)
   layout.check_kernel(k_train_train, "k_train_train", square=True)
   reg = Regularizer(diag_reg, diag_reg_absolute_scale)
   cache = []
+  solvers = alpha_y = None
+  if options is not None:
+    solvers = _cg_posterior.CGSolvers(
+        lambda g: k_train_train, reg, options, "k_train_train",
+        lambda k, what: None)
+    alpha_y = functools.lru_cache(maxsize=None)(lambda: solvers("ntk").solve(
+        np.asarray(layout.to_2d(y_train)), "K^-1 y_train"))
 
   def eigen():
     if not cache:
@@ -148,7 +171,15 @@ def gradient_descent_mse(
     else:
       k_test_train = None
     if t is None and not test:  # NT: the train set is interpolated exactly
-      return y_train.astype(jnp.result_type(y_train, k_train_train))
+      return y_train.astype(jnp.result_type(y_train, k_train_train.dtype))
+    if options is not None:
+      if _cg_infinity.all_infinite(t):
+        return _cg_infinity.mse_at_infinity(
+            solvers, alpha_y, layout, y_train, fx_train_0 if train else None,
+            fx_test_0 if test else None, k_test_train, t, test_shape)
+      if operator or solver != "auto":
+        raise _cg_infinity.finite_time_error("gradient_descent_mse", solver,
+                                             operator)
 
     e = eigen()
     if test and (t is None or (
@@ -158,6 +189,7 @@ def gradient_descent_mse(
                     k_test_train, t, learning_rate / y_train.size,
                     layout=layout, test_shape=test_shape)
 
+  predict_fn.cg_records = [] if solvers is None else solvers.records
   return predict_fn
 
 
