@@ -31,7 +31,8 @@ from ntcore.registry import providers
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PLUGIN_DIRS = sorted(p.parent for p in (ROOT / "plugins").glob("*/pyproject.toml"))
 PROJECT_DIRS = [ROOT, *PLUGIN_DIRS, ROOT / "examples" / "third_party_plugin"]
-CORE_EXTRAS = {"dense", "conv", "attention", "montecarlo", "taylor", "ode"}
+CORE_EXTRAS = {"dense", "conv", "attention", "montecarlo", "taylor", "ode",
+               "dask", "sklearn"}
 
 
 def project(path: pathlib.Path) -> dict:
