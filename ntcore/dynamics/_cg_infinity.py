@@ -20,8 +20,8 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from ntcore.dynamics._axes import Layout, make_2d
-from ntcore.dynamics._cg_posterior import CGSolvers
+from ntcore.dynamics._axes import Layout
+from ntcore.dynamics._cg_posterior import CGSolvers, host, product
 from ntcore.dynamics._linalg import is_concrete
 from ntcore.errors import PredictArgumentError
 
@@ -77,9 +77,9 @@ def mse_at_infinity(solvers: CGSolvers, alpha_y, layout: Layout,
             "solver='cg' solves for fx_train_0 on concrete values, but it is "
             "traced (jax.jit, vmap or grad). Call outside the transformation.")
       f0 = np.broadcast_to(np.asarray(f_train), y_train.shape)
-      coef = coef + solver.solve(np.asarray(layout.to_2d(jnp.asarray(f0))),
+      coef = coef + solver.solve(host(layout.to_2d, jnp.asarray(f0)),
                                  "ntk: K^-1 fx_train_0")
-    delta = make_2d(k_td) @ jnp.asarray(coef.astype(dtype))
+    delta = product(k_td, coef, dtype)
     delta = layout.from_2d(delta, (), test_shape)
     out.append(jnp.broadcast_to(f_test - delta, lead + delta.shape))
   return tuple(out) if len(out) == 2 else out[0]

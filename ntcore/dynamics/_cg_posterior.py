@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -78,6 +79,22 @@ def regularizer_amount(op: KernelOperator, reg: Regularizer) -> float:
   return float(reg.diag_reg) * float(np.mean(op.diagonal()))
 
 
+def host(fn: Callable, *args) -> np.ndarray:
+  """`fn(*args)` of concrete arguments as a float64 NumPy array, computed
+  now even while a `jit` trace is open (the training data closed over by a
+  jitted `predict_fn`)."""
+  with jax.ensure_compile_time_eval():
+    return np.asarray(fn(*args), np.float64)
+
+
+def product(k_td: Array, alpha: np.ndarray, dtype) -> Array:
+  """`make_2d(k_td) @ alpha` in `dtype`: summed in float64 when `k_td` is
+  concrete, in `dtype` by JAX under a trace."""
+  if is_concrete(k_td):
+    return jnp.asarray((host(make_2d, k_td) @ alpha).astype(dtype))
+  return make_2d(k_td) @ jnp.asarray(alpha.astype(dtype))
+
+
 class CGSolvers:
   """One `CGSolver` per kernel kind, made on first use, sharing `records`."""
 
@@ -116,22 +133,26 @@ class CGPosterior(Posterior):
         lambda k, what: layout.check_kernel(k, what, square=True))
     self.records = self.solvers.records
 
-  def k_inv_y(self, g: str) -> Array:
+  def k_inv_y(self, g: str) -> np.ndarray:
+    """`(K + reg)^{-1} Y`, `(P, Q)` float64, solved once."""
     if g not in self.inv_y:
       if not is_concrete(self.y_train):
         raise PredictArgumentError(TRACED.format(what="y_train"))
-      solver = self.solvers(g)
-      x = solver.solve(np.asarray(self.layout.to_2d(self.y_train)),
-                       f"{g}: K^-1 y_train")
-      self.inv_y[g] = jnp.asarray(x.astype(solver.op.dtype))
+      self.inv_y[g] = self.solvers(g).solve(
+          host(self.layout.to_2d, self.y_train), f"{g}: K^-1 y_train")
     return self.inv_y[g]
+
+  def mean(self, kind: str, k_td: Array, test_shape) -> Array:
+    alpha = self.k_inv_y(kind)
+    dtype = jnp.result_type(k_td.dtype, self.solvers(kind).op.dtype)
+    return self.layout.from_2d(product(k_td, alpha, dtype), (), test_shape)
 
   def _solve_test(self, g: str, k_td: Array, what: str):
     """`(solver, K_*^T as (P, n_test) float64, (K + reg)^{-1} K_*^T)`."""
     if not is_concrete(k_td):
       raise PredictArgumentError(TRACED.format(what="k_test_train"))
     solver = self.solvers(g)
-    rhs = np.asarray(make_2d(k_td), np.float64).T
+    rhs = host(make_2d, k_td).T
     return solver, rhs, solver.solve(rhs, what)
 
   def gp_cov(self, kind: str, k_td: Array, k_tt: Array, test_shape) -> Array:
@@ -143,7 +164,7 @@ class CGPosterior(Posterior):
               test_shape) -> Array:
     solver, _, a_t = self._solve_test("ntk", ntk_td, "ntk: covariance")
     nngp = as_operator(self.train("nngp"))
-    cross = a_t.T @ np.asarray(make_2d(nngp_td), np.float64).T
+    cross = a_t.T @ host(make_2d, nngp_td).T
     cov = a_t.T @ nngp.matmul(a_t) - cross - cross.T
     return self._finish(solver, nngp_tt, cov, test_shape)
 

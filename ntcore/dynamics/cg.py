@@ -182,9 +182,9 @@ class CGSolver:
            if rank else np.zeros((self.op.size, 0)))
       rest = self.op.diagonal() - np.einsum("pr,pr->p", l, l)
       sigma = self.mu + max(float(np.mean(rest)), 0.)
-      if sigma <= 0:
-        sigma = float(np.finfo(np.float64).eps * np.max(self.op.diagonal()))
-      self._pre = woodbury(l, max(sigma, np.finfo(np.float64).tiny))
+      if sigma <= 0:  # a zero (or indefinite) kernel: any positive scale
+        sigma = float(np.max(np.abs(self.op.diagonal()), initial=0.)) or 1.
+      self._pre = woodbury(l, sigma)
     return self._pre
 
   def apply(self, v: np.ndarray) -> np.ndarray:

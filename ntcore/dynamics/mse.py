@@ -119,7 +119,7 @@ def gradient_descent_mse(
         lambda g: k_train_train, reg, options, "k_train_train",
         lambda k, what: None)
     alpha_y = functools.lru_cache(maxsize=None)(lambda: solvers("ntk").solve(
-        np.asarray(layout.to_2d(y_train)), "K^-1 y_train"))
+        _cg_posterior.host(layout.to_2d, y_train), "K^-1 y_train"))
 
   def eigen():
     if not cache:
