@@ -26,7 +26,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import sys
-from typing import Any, Callable, Optional, Protocol, Sequence, runtime_checkable
+from typing import (Any, Callable, Optional, Protocol, Sequence,
+                    runtime_checkable)
 
 import numpy as np
 

@@ -26,8 +26,8 @@ from ntcore.registry.manager import (GROUP, LOAD_ENV, LoadError,
 from ntcore.registry.specs import EstimatorSpec, LayerSpec, OdeSolverSpec
 
 __all__ = [
-    "EstimatorSpec", "ExecutorSpec", "GROUP", "LOAD_ENV", "LayerSpec", "LoadError",
-    "OdeSolverSpec", "PluginLoadWarning", "Registry", "SpecRegistry",
+    "EstimatorSpec", "ExecutorSpec", "GROUP", "LOAD_ENV", "LayerSpec",
+    "LoadError", "OdeSolverSpec", "PluginLoadWarning", "Registry", "SpecRegistry",
     "get_registry", "hookimpl", "hookspec", "load_entry_points",
     "new_manager", "register", "reset", "use_registry",
 ]

@@ -100,6 +100,7 @@ def test_fc_kernel_equals_in_process_batch(client, tmp_path, symmetric):
   assert len(BlockStore(tmp_path / "s").done()) == total
 
 
+@pytest.mark.slow
 def test_cnn_with_pooling_equals_in_process_batch(client, capsys):
   fn, x = cnn(), _x((10, 4, 4, 3))
   want = nt.batch(fn, 4)(x, None, GET)
