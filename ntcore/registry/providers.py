@@ -21,6 +21,8 @@ PLUGIN_PACKAGES = {
     "nt-montecarlo": "nt_montecarlo",
     "nt-taylor": "nt_taylor",
     "nt-ode": "nt_ode",
+    "nt-dask": "nt_dask",
+    "nt-sklearn": "nt_sklearn",
 }
 
 _LAYERS = {

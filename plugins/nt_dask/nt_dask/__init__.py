@@ -4,12 +4,10 @@
 (they import `distributed`), so loading the plugin stays cheap.
 """
 
-import importlib
+from ntcore.registry.lazy import lazy_exports
 
-__all__ = ["CONNECT_TIMEOUT_S", "DaskExecutor", "SchedulerUnreachableError"]
-
-
-def __getattr__(name):
-  if name in __all__:
-    return getattr(importlib.import_module("nt_dask.executor"), name)
-  raise AttributeError(f"module 'nt_dask' has no attribute {name!r}")
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "CONNECT_TIMEOUT_S": "nt_dask.executor",
+    "DaskExecutor": "nt_dask.executor",
+    "SchedulerUnreachableError": "nt_dask.executor",
+})
