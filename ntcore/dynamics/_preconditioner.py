@@ -18,7 +18,7 @@ than one per pivot; within a batch the factorization is exact, each pivot
 updating the batch's remaining rows.
 
 The inverse is applied by Woodbury's identity in its stable form: with the
-thin SVD `L = U S V^T`,
+thin SVD `L = U S V^T` (from `L = Q R` and the SVD of `R`),
 
     (L L^T + mu I)^{-1} v = U diag(1 / (s^2 + mu)) U^T v + (v - U U^T v) / mu
 """
@@ -81,7 +81,8 @@ def pivoted_cholesky(op, max_rank: int, mu: float, rtol: float = 1e-6,
     k = min(batch, max_rank - r)
     picks = np.argsort(-d)[:k]
     picks = picks[d[picks] > stop]
-    rows = op.rows(picks).astype(np.float64) - l[picks, :r] @ l[:, :r].T
+    rows = op.rows(picks).astype(np.float64, copy=False)
+    rows -= l[picks, :r] @ l[:, :r].T
     added = 0
     for a, s in enumerate(picks):
       pivot = rows[a, s]
@@ -100,8 +101,10 @@ def pivoted_cholesky(op, max_rank: int, mu: float, rtol: float = 1e-6,
 
 
 def woodbury(l: np.ndarray, mu: float) -> Preconditioner:
-  """The inverse of `L L^T + mu I` (`mu > 0`), by the thin SVD of `L`."""
+  """The inverse of `L L^T + mu I` (`mu > 0`), by `L = Q R` and the SVD
+  of the small `R` (less memory than the SVD of the tall `L`)."""
   if l.shape[1] == 0:
     return Preconditioner(l, np.zeros(0), 1. / mu)
-  u, s, _ = np.linalg.svd(l, full_matrices=False)
-  return Preconditioner(u, 1. / (s * s + mu), 1. / mu)
+  q, r = np.linalg.qr(l)
+  u_r, s, _ = np.linalg.svd(r)
+  return Preconditioner(q @ u_r, 1. / (s * s + mu), 1. / mu)
