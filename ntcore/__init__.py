@@ -18,8 +18,9 @@ __version__ = importlib.metadata.version("ntcore-jax")
 # Names defined in modules that import jax: imported on first use, so that
 # `import ntcore` (and `ntcore --version`) stays quick.
 _LAZY = {
-    "Diag": "ntcore.layer", "GAUSSIAN_INPUT": "ntcore.layer",
-    "Layer": "ntcore.layer", "Requirements": "ntcore.layer",
+    "Diag": "ntcore.requirements", "GAUSSIAN_INPUT": "ntcore.requirements",
+    "Need": "ntcore.requirements", "Requirements": "ntcore.requirements",
+    "Layer": "ntcore.layer",
     "elementwise_layer": "ntcore.layer", "make_layer": "ntcore.layer",
     "Kernel": "ntcore.kernel", "KernelFn": "ntcore.kernel_fn",
     "batch": "ntcore.parallel", "get_registry": "ntcore.registry",
@@ -28,7 +29,8 @@ _LAZY = {
 
 __all__ = [
     "Diag", "GAUSSIAN_INPUT", "Kernel", "KernelFn", "KernelRequirementError",
-    "Layer", "LayerNameClashError", "LayerNotInstalledError", "NtcoreError",
+    "Layer", "LayerNameClashError", "LayerNotInstalledError", "Need",
+    "NtcoreError",
     "Requirements", "ShapeError", "batch", "elementwise_layer", "get_registry",
     "load_kernel", "make_layer", "stax",
 ]

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ntcore._kernel_index import arrays, spatial_axes
+from ntcore import _layout
 from ntcore.errors import KernelRequirementError
 
 
@@ -39,8 +39,20 @@ def _split(dimension_numbers, is_lhs: bool, n_in: int, n_other: int):
           _axes(other_b, n_other))
 
 
-def _check(k, in_c, in_b) -> None:
+def _check(k, in_c, in_b, other_shapes, batch_pairs) -> None:
   b, c = k.batch_axis, k.channel_axis
+  if b in batch_pairs:
+    shape2 = k.shape1 if k.x1_is_x2 else k.shape2
+    got = (k.shape1[b], shape2[b])
+    want = tuple(s[batch_pairs[b]] for s in other_shapes)
+    if got != want:
+      need = (f"both have {want[0]}" if want[0] == want[1]
+              else f"have {want[0]} and {want[1]}")
+      raise KernelRequirementError(
+          f"Kernel.dot_general pairs the batch axis ({b}) with axis "
+          f"{batch_pairs[b]} of the constants of shapes {other_shapes[0]} and "
+          f"{other_shapes[1]}, so x1 and x2 must {need} examples; got "
+          f"{got[0]} and {got[1]}.")
   if c in in_c + in_b:
     raise KernelRequirementError(
         f"Kernel.dot_general: dimension_numbers use the channel axis ({c}) "
@@ -61,7 +73,8 @@ def _check(k, in_c, in_b) -> None:
         f"diagonal_spatial=False.")
 
 
-def dot_general(k, other1, other2, is_lhs: bool, dimension_numbers):
+def dot_general(k, other1, other2, is_lhs: bool, dimension_numbers,
+                precision=None):
   """See `Kernel.dot_general`."""
   if other1 is None and other2 is None:
     return k
@@ -82,7 +95,8 @@ def dot_general(k, other1, other2, is_lhs: bool, dimension_numbers):
   b, c = k.batch_axis, k.channel_axis
   in_c, other_c, in_b, other_b = _split(dimension_numbers, is_lhs, n_in,
                                         n_other)
-  _check(k, in_c, in_b)
+  _check(k, in_c, in_b, (other1.shape, other2.shape),
+         dict(zip(in_b, other_b)))
   out_axes = ([("in", a) for a in in_b], [
       ("in", a) for a in range(n_in) if a not in in_c + in_b], [
           ("other", j) for j in range(n_other) if j not in other_c + other_b])
@@ -100,7 +114,7 @@ def dot_general(k, other1, other2, is_lhs: bool, dimension_numbers):
   left.update({("other", j): new() for j in range(n_other) if j not in pairs})
   right = {key: lab if diag and key != ("in", b) else new()
            for key, lab in left.items()}
-  stored = [("in", a) for a in spatial_axes(k)]
+  stored = [("in", a) for a in _layout.stored_spatial_axes(k)]
 
   def contract(mat, n_batch, a1, a2):
     r = right if n_batch == 2 else {**right, ("in", b): left[("in", b)]}
@@ -113,19 +127,21 @@ def dot_general(k, other1, other2, is_lhs: bool, dimension_numbers):
     return jnp.einsum(a1, [left[key] for key in other_keys],
                       mat, batch + groups(stored),
                       a2, [r[key] for key in other_keys],
-                      batch + groups(spatial_out), optimize=True)
+                      batch + groups(spatial_out), precision=precision,
+                      optimize=True)
 
   consts = dict(nngp=(other1, other2), ntk=(other1, other2),
                 cov1=(other1, other1), cov2=(other2, other2))
   out = {field: contract(mat, n_batch, *consts[field])
-         for field, mat, n_batch in arrays(k)}
+         for field, mat, n_batch in _layout.arrays(k)}
   x1_is_x2 = k.x1_is_x2 and same
   if k.x1_is_x2 and not same:  # x2 = x1, but it now meets another constant
     n_cov = 1 if k.diagonal_batch else 2
     out["cov2"] = contract(k.cov1, n_cov, other2, other2)
 
   def finite(x, a):
-    return lax.dot_general(*((a, x) if is_lhs else (x, a)), dimension_numbers)
+    return lax.dot_general(*((a, x) if is_lhs else (x, a)), dimension_numbers,
+                           precision=precision)
 
   def shape(s, a):
     return tuple(jax.eval_shape(finite, jax.ShapeDtypeStruct(s, a.dtype),

@@ -14,62 +14,93 @@ import numbers
 from typing import Optional, Sequence
 
 import jax.numpy as jnp
+import numpy as np
 
+from ntcore import _layout
 from ntcore.errors import KernelRequirementError, ShapeError
-
-
-def spatial_axes(k) -> list[int]:
-  """The activations' spatial axes, in the order their groups are stored."""
-  axes = [a for a in range(len(k.shape1))
-          if a not in (k.batch_axis, k.channel_axis)]
-  return axes[::-1] if k.is_reversed else axes
-
-
-def arrays(k):
-  """`(field, array, n_batch_axes)` for each covariance array that has axes."""
-  for field in ("nngp", "ntk", "cov1", "cov2"):
-    mat = getattr(k, field)
-    if mat is None or mat.ndim == 0:
-      continue
-    n_batch = 2 if field in ("nngp", "ntk") or not k.diagonal_batch else 1
-    yield field, mat, n_batch
 
 
 def _is_int(i) -> bool:
   return isinstance(i, numbers.Integral) and not isinstance(i, bool)
 
 
-def canonical_index(idx, ndim: int) -> tuple:
-  """`idx` as one int or slice per axis: `...` expanded, the rest full slices.
+def canonical_index(idx, ndim: int, what: str = "Kernel index",
+                    allow_arrays: bool = False) -> tuple:
+  """`idx` as one entry per axis: `...` expanded, missing axes full slices.
+
+  Entries are ints and slices, and with `allow_arrays` one 1-d integer
+  array (selecting those positions of its axis, in that order). `what`
+  names the index in messages (`"Index"` for the layer).
 
   Raises:
-    ShapeError: for `None` (new axes), arrays or booleans (advanced
-      indexing), two `...`, or more entries than axes.
+    ShapeError: for `None` (new axes), booleans, arrays (unless allowed:
+      then only one, 1-d and integer), two `...`, or more entries than axes.
   """
   idx = idx if isinstance(idx, tuple) else (idx,)
+  allowed = ("an int, a slice, '...' or one 1-d sequence of ints"
+             if allow_arrays else "an int, a slice or '...'")
   if sum(i is Ellipsis for i in idx) > 1:
-    raise ShapeError(f"Kernel index {idx!r} has more than one '...'.")
+    raise ShapeError(f"{what} {idx!r} has more than one '...'.")
   out = []
   for i in idx:
     if i is Ellipsis:
       out += [slice(None)] * (ndim - (len(idx) - 1))
+    elif i is None:
+      raise ShapeError(
+          f"{what} {idx!r} contains None (a new axis), but each entry must be "
+          f"{allowed}: an index only selects entries. Add axes with a "
+          f"reshape outside the network instead.")
     elif _is_int(i):
       out.append(int(i))
     elif isinstance(i, slice):
       out.append(i)
     else:
-      raise ShapeError(
-          f"Kernel index {idx!r}: each entry must be an int, a slice or "
-          f"'...', got {i!r}. For other selections index the inputs before "
-          f"computing the kernel.")
+      arr = np.asarray(i) if allow_arrays else None
+      if arr is None or arr.ndim != 1 or not np.issubdtype(arr.dtype,
+                                                           np.integer):
+        raise ShapeError(
+            f"{what} {idx!r}: each entry must be {allowed}, got {i!r}. For "
+            f"other selections index the inputs before computing the kernel.")
+      out.append(arr)
   if len(out) > ndim:
-    raise ShapeError(f"Kernel index {idx!r} has {len(out)} entries but the "
-                     f"activations have {ndim} axes.")
-  return tuple(out) + (slice(None),) * (ndim - len(out))
+    raise ShapeError(f"{what} {idx!r} has {len(out)} entries but the "
+                     f"activations have only {ndim} axes.")
+  out += [slice(None)] * (ndim - len(out))
+  if sum(isinstance(i, np.ndarray) for i in out) > 1:
+    raise ShapeError(
+        f"{what} {idx!r} indexes more than one axis with a sequence; NumPy "
+        f"would pair those sequences up rather than index each axis. Use "
+        f"slices, or one sequence.")
+  return tuple(out)
+
+
+def selects_all(entry, size: int) -> bool:
+  """Whether `entry` keeps every position of an axis of `size`, in order."""
+  if _is_int(entry):
+    return False
+  return np.array_equal(np.arange(size)[entry], np.arange(size))
+
+
+def _take(mat, position: int, i):
+  """Indexes axis `position` of `mat` with one canonical entry `i`."""
+  if isinstance(i, np.ndarray):
+    return jnp.take(mat, jnp.asarray(i), axis=position)
+  return mat[(slice(None),) * position + (i,)]
+
+
+def index_axes(mat, entries):
+  """Indexes each axis of `mat` by its own entry (outer, not NumPy zipping)."""
+  for position in reversed(range(len(entries))):  # ints drop axes: go backwards
+    if not (isinstance(entries[position], slice)
+            and entries[position] == slice(None)):
+      mat = _take(mat, position, entries[position])
+  return mat
 
 
 def _size(n: int, entry) -> Optional[int]:
   """Size of an axis of `n` after `entry`; None when an int removes it."""
+  if isinstance(entry, np.ndarray):
+    return len(entry)
   return None if _is_int(entry) else len(range(n)[entry])
 
 
@@ -78,7 +109,7 @@ def _shape(shape: tuple, entries) -> tuple:
   return tuple(s for s in sizes if s is not None)
 
 
-def _index_mask(mask, shape, entries, channel_axis: int):
+def index_mask(mask, shape, entries, channel_axis: int):
   """`mask[entries]`, the mask first broadcast to the full `shape`."""
   if mask is None:
     return None
@@ -90,13 +121,13 @@ def _index_mask(mask, shape, entries, channel_axis: int):
   return jnp.broadcast_to(mask, full)[tuple(entries)]
 
 
-def getitem(k, idx):
-  """`k[idx]`: the kernel of `x1[idx]`, `x2[idx]`."""
+def getitem(k, idx, allow_arrays: bool = False):
+  """`k[idx]`: the kernel of `x1[idx]`, `x2[idx]` (see `Kernel.select`)."""
   ndim = len(k.shape1)
-  entries = canonical_index(idx, ndim)
+  entries = canonical_index(idx, ndim, allow_arrays=allow_arrays)
   b, c = k.batch_axis, k.channel_axis
   channel = entries[c]
-  if _is_int(channel) or range(k.shape1[c])[channel] != range(k.shape1[c]):
+  if not selects_all(channel, k.shape1[c]):
     raise KernelRequirementError(
         f"Kernel index {idx!r} selects {channel!r} along the channel axis "
         f"({c}); at infinite width every channel is alike and none can be "
@@ -106,10 +137,10 @@ def getitem(k, idx):
         f"Kernel index {idx!r} indexes the batch axis ({b}) with the integer "
         f"{entries[b]}, which would remove it; a kernel always keeps its "
         f"batch axis. Use a slice such as {entries[b]}:{entries[b] + 1}.")
-  group = 1 if k.diagonal_spatial else 2
-  spatial = [entries[a] for a in spatial_axes(k) for _ in range(group)]
-  out = {field: mat[(entries[b],) * n_batch + tuple(spatial)]
-         for field, mat, n_batch in arrays(k)}
+  spatial = [entries[a] for a in _layout.stored_spatial_axes(k)
+             for _ in range(_layout.group_size(k))]
+  out = {field: index_axes(mat, [entries[b]] * n_batch + spatial)
+         for field, mat, n_batch in _layout.arrays(k)}
 
   def shift(axis):  # integer entries before `axis` remove axes
     return axis - sum(_is_int(e) for e in entries[:axis])
@@ -117,8 +148,8 @@ def getitem(k, idx):
   return k.replace(
       **out, batch_axis=shift(b), channel_axis=shift(c),
       shape1=_shape(k.shape1, entries), shape2=_shape(k.shape2, entries),
-      mask1=_index_mask(k.mask1, k.shape1, entries, c),
-      mask2=_index_mask(k.mask2, k.shape2, entries, c))
+      mask1=index_mask(k.mask1, k.shape1, entries, c),
+      mask2=index_mask(k.mask2, k.shape2, entries, c))
 
 
 def _batch_slice(mat, n_batch: int, s):
@@ -162,7 +193,7 @@ def slice_batches(k, n1_slice, n2_slice):
 
 def transpose(k, axes: Optional[Sequence[int]] = None):
   """`k.transpose(axes)`: stored spatial group `j` becomes old group `axes[j]`."""
-  stored = spatial_axes(k)
+  stored = _layout.stored_spatial_axes(k)
   n = len(stored)
   axes = tuple(range(n)) if axes is None else tuple(int(a) for a in axes)
   if sorted(a % n if n else a for a in axes) != list(range(n)) or len(axes) != n:
@@ -171,9 +202,9 @@ def transpose(k, axes: Optional[Sequence[int]] = None):
         f"{n} spatial axes, i.e. of {tuple(range(n))} (the batch and channel "
         f"axes are not included).")
   axes = tuple(a % n for a in axes)
-  group = 1 if k.diagonal_spatial else 2
+  group = _layout.group_size(k)
   out = {}
-  for field, mat, n_batch in arrays(k):
+  for field, mat, n_batch in _layout.arrays(k):
     order = list(range(n_batch)) + [n_batch + group * a + j for a in axes
                                     for j in range(group)]
     out[field] = jnp.transpose(mat, order)

@@ -1,81 +1,21 @@
 """Combinators: networks out of layers (`serial`, `parallel`, fan-out/in, `repeat`).
 
 These are structure, not layer families, so they live in the core. Each
-returns a `Layer` whose `kernel_fn` composes the children's kernel rules.
+factory returns a `Layer` whose `kernel_fn` is a node of the engine
+(`ntcore/_network/nodes.py`) composing the children's kernel rules.
 """
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 from jax import lax, random
 
 from ntcore import masked
-from ntcore.kernel_ops import reverse_spatial
+from ntcore._network.nodes import (FanInKernelFn, KernelFn, ParallelKernelFn,
+                                   RepeatKernelFn, SerialKernelFn)
 from ntcore.errors import KernelRequirementError, ShapeError
-from ntcore.kernel_fn import KernelFn
-from ntcore.layer import Layer, as_layer, make_layer
-
-
-class SerialKernelFn(KernelFn):
-  """Kernel function of `serial(*layers)`: the rules applied in order."""
-
-  def __init__(self, children):
-    self.children = tuple(children)
-    self.name = "serial(" + ", ".join(c.name for c in self.children) + ")"
-
-  def needs_full(self, axis, full_output_needed):
-    need = full_output_needed
-    for child in reversed(self.children):
-      need = child.needs_full(axis, need)
-    return need
-
-  def input_axes(self):
-    for child in self.children:
-      b, c = child.input_axes()
-      if b is not None or c is not None:
-        return b, c
-    return None, None
-
-  def first_layer_name(self):
-    return self.children[0].first_layer_name() if self.children else None
-
-  def transform(self, k, previous="the inputs", **kwargs):
-    for child in self.children:
-      k = child.transform(k, previous=previous, **kwargs)
-      previous = child.last_name
-    return k
-
-  @property
-  def last_name(self):
-    return self.children[-1].last_name if self.children else "the inputs"
-
-
-class ParallelKernelFn(KernelFn):
-  """Kernel function of `parallel(*layers)`: branch i acts on kernel i."""
-
-  def __init__(self, children):
-    self.children = tuple(children)
-    self.name = "parallel(" + ", ".join(c.name for c in self.children) + ")"
-
-  def needs_full(self, axis, full_output_needed):
-    return any(c.needs_full(axis, full_output_needed) for c in self.children)
-
-  def input_axes(self):
-    for child in self.children:
-      b, c = child.input_axes()
-      if b is not None or c is not None:
-        return b, c
-    return None, None
-
-  def transform(self, k, previous="the inputs", **kwargs):
-    if not isinstance(k, (list, tuple)) or len(k) != len(self.children):
-      n = len(k) if isinstance(k, (list, tuple)) else 1
-      raise ShapeError(
-          f"parallel of {len(self.children)} layers received {n} input(s). "
-          f"Put FanOut({len(self.children)}) before it.")
-    return [c.transform(ki, previous=previous, **kwargs)
-            for c, ki in zip(self.children, k)]
+from ntcore.layer import Layer, as_layer, layer_of, make_layer
+from ntcore.requirements import Requirements
 
 
 def serial(*layers) -> Layer:
@@ -181,7 +121,8 @@ def FanOut(num: int) -> Layer:  # pylint: disable=invalid-name
   return make_layer("FanOut", init_fn, apply_fn, rule, mask_fn=mask_fn)
 
 
-def _fan_in(name, combine_shapes, apply, rule, mask_fn=None):
+def _fan_in(name, combine_shapes, apply, rule, mask_fn=None,
+            gaussian_if_branches_are=True):
   def init_fn(key, input_shape):
     del key
     return combine_shapes(input_shape), ()
@@ -190,7 +131,10 @@ def _fan_in(name, combine_shapes, apply, rule, mask_fn=None):
     del params, kwargs
     return apply(inputs)
 
-  return make_layer(name, init_fn, apply_fn, rule, mask_fn=mask_fn)
+  kernel_fn = FanInKernelFn(
+      name, rule, Requirements(), init_fn, mask_fn,
+      gaussian_if_branches_are=gaussian_if_branches_are)
+  return layer_of(kernel_fn, init_fn, apply_fn)
 
 
 def _mask_all(masks, input_shape):
@@ -215,7 +159,7 @@ def _same_shapes(name):
 def _same_order(ks):
   """Branch kernels in one spatial order: the majority's, natural on a tie (NT)."""
   rev = sum(k.is_reversed for k in ks) > len(ks) / 2
-  return [k if k.is_reversed == rev else reverse_spatial(k)
+  return [k if k.is_reversed == rev else k.reverse()
           for k in ks]
 
 
@@ -277,7 +221,7 @@ def FanInProd() -> Layer:  # pylint: disable=invalid-name
                          is_gaussian=False)
 
   return _fan_in("FanInProd", _same_shapes("FanInProd"), prod, rule,
-                 _mask_all)
+                 _mask_all, gaussian_if_branches_are=False)
 
 
 def FanInConcat(axis: int = -1) -> Layer:  # pylint: disable=invalid-name
@@ -343,46 +287,6 @@ def Identity() -> Layer:  # pylint: disable=invalid-name
     return k
 
   return make_layer("Identity", init_fn, apply_fn, rule)
-
-
-class RepeatKernelFn(KernelFn):
-  """Kernel function of `repeat(layer, n)`: one rule in a compiled loop."""
-
-  def __init__(self, child: KernelFn, n: int):
-    self.child, self.n = child, n
-    self.name = f"repeat({child.name}, {n})"
-
-  def needs_full(self, axis, full_output_needed):
-    need = full_output_needed
-    for _ in range(max(self.n, 1)):
-      need = self.child.needs_full(axis, need)
-    return need
-
-  def input_axes(self):
-    return self.child.input_axes()
-
-  def transform(self, k, previous="the inputs", **kwargs):
-    if self.n == 0:  # the identity layer, as `serial()` of nothing in NT
-      return ([ki.replace(is_input=False) for ki in k]
-              if isinstance(k, (list, tuple)) else k.replace(is_input=False))
-    # The first application runs outside the loop: it fixes the metadata
-    # (is_gaussian, shapes) that every later step must preserve.
-    k = self.child.transform(k, previous=previous, **kwargs)
-
-    def step(carry, _):
-      out = self.child.transform(carry, previous=self.child.last_name, **kwargs)
-      if jax.tree_util.tree_structure(out) != jax.tree_util.tree_structure(carry):
-        raise KernelRequirementError(
-            f"repeat({self.child.name}) needs a layer whose kernel keeps its "
-            f"metadata (shape, flags); use serial(*[layer] * n) instead.")
-      return out, None
-
-    k, _ = lax.scan(step, k, None, length=self.n - 1)
-    return k
-
-  @property
-  def last_name(self):
-    return self.child.last_name
 
 
 def repeat(layer, n: int) -> Layer:

@@ -13,7 +13,7 @@ import dataclasses
 import enum
 from typing import Union
 
-from ntcore.layer import Diag
+from ntcore.requirements import Diag
 
 
 class Bool(enum.IntEnum):

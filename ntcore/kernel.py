@@ -16,6 +16,12 @@ is gone because at infinite width every channel has the same moments):
 * `is_reversed=True`: the spatial groups are stored last axis first,
   `nngp: (n1, n2, w, w', h, h')`.
 
+Rules should not re-derive this layout: the methods under "layout" below
+(`batch_ndim`, `arrays`, `stored_spatial_axes`, `stored_dims`, `natural`,
+`store`, `same_positions`, `pair`, `mask_positions`, ...) are what every
+spatial rule needs, and `docs/writing-a-plugin.md` shows a pooling layer
+written with them.
+
 The fields come in NT's positional order, and the methods and operators are
 NT's (`slice`, `reverse`, `transpose`, `mask`, `dot_general`, `k[...]`,
 `k * s`, `k + s`); they also keep `shape1`/`shape2` and the masks in step
@@ -30,6 +36,7 @@ from typing import Any, Optional, Sequence
 
 import jax
 
+from ntcore import _kernel_dot, _kernel_index, _layout
 from ntcore.errors import NtcoreError
 
 Array = Any
@@ -169,14 +176,109 @@ class Kernel:
   __pos__ = __neg__
 
   # --- layout -------------------------------------------------------------
+  def batch_ndim(self, field: str) -> int:
+    """Leading batch axes of array `field`: 2, or 1 for `cov1`/`cov2` when
+    `diagonal_batch` (`(n1, <spatial>)` instead of `(n1, n1, <spatial>)`)."""
+    return _layout.batch_ndim(self, field)
+
+  def arrays(self):
+    """Yields `(field, array, batch_ndim)` for each covariance with axes.
+
+    Fields in the order `nngp, ntk, cov1, cov2`; a `None` array and the 0-d
+    `ntk` of a network without parameters so far are skipped. A rule that
+    treats every covariance alike is then one loop::
+
+        k.replace(**{f: op(m, b) for f, m, b in k.arrays()})
+    """
+    return _layout.arrays(self)
+
+  @property
+  def group_size(self) -> int:
+    """Array axes per spatial axis: 2 (`(h, h')`), or 1 when `diagonal_spatial`."""
+    return _layout.group_size(self)
+
+  def spatial_shape(self) -> tuple[int, ...]:
+    """Spatial sizes of `x1`'s activations, in their natural order."""
+    return _layout.spatial_shape(self)
+
+  def stored_spatial_axes(self) -> list[int]:
+    """The activations' axis held by each stored spatial group, in stored order.
+
+    For `shape1 = (n, h, w, c)`: `[1, 2]`, or `[2, 1]` when `is_reversed`.
+    """
+    return _layout.stored_spatial_axes(self)
+
+  def stored_dims(self) -> list[int]:
+    """The spatial dim (0 = first spatial axis) of each stored group:
+    `[0, 1, ...]`, or reversed when `is_reversed`. Index per-dim parameters
+    (window sizes, strides) with it to compute in the stored order."""
+    return _layout.stored_dims(self)
+
   def reverse(self) -> "Kernel":
     """The same kernel with its spatial groups stored in the other order.
 
     `nngp: (n1, n2, h, h', w, w')` becomes `(n1, n2, w, w', h, h')` and
     `is_reversed` flips; the activations it describes do not change.
     """
-    from ntcore import kernel_ops  # kernel_ops imports this module
-    return kernel_ops.reverse_spatial(self)
+    return _layout.reverse(self)
+
+  def natural(self) -> "Kernel":
+    """The kernel with its groups in the activations' order (`is_reversed=False`)."""
+    return _layout.natural(self)
+
+  def permute_groups(self, perm: Sequence[int]) -> "Kernel":
+    """Moves stored group `perm[i]` to position `i` in every array.
+
+    Only the arrays move (no metadata changes): for rules that compute in one
+    order and must store in another. See `store` for the usual case.
+    """
+    return _layout.permute_groups(self, perm)
+
+  def store(self, stored: Sequence[int], perm: Optional[Sequence[int]] = None,
+            reversed_: bool = False) -> "Kernel":
+    """Lays out a rule's output whose groups hold input dims `stored`.
+
+    A rule that worked in the order `stored` (e.g. `k.stored_dims()`) calls
+    this last: output dim `i` is input dim `perm[i]` (None: the identity) and
+    the groups end up stored reversed iff `reversed_`, with at most one
+    transpose.
+    """
+    return _layout.store(self, stored, perm, reversed_)
+
+  @staticmethod
+  def reverse_groups(m: Array, batch_ndim: int, group: int) -> Array:
+    """One array with its spatial groups (of `group` axes) in reversed order."""
+    return _layout.reverse_groups(m, batch_ndim, group)
+
+  @staticmethod
+  def same_positions(m: Array, batch_ndim: int) -> Array:
+    """`(B, h, h', w, w')` -> `(B, h, w)`: the same-position entries of an array
+    with `batch_ndim` leading batch axes."""
+    return _layout.same_positions(m, batch_ndim)
+
+  @staticmethod
+  def embed_same_positions(d: Array, batch_ndim: int) -> Array:
+    """`(B, h, w)` -> `(B, h, h', w, w')`, zero off the spatial diagonal."""
+    return _layout.embed_same_positions(d, batch_ndim)
+
+  def variances(self, field: str = "cov1") -> Array:
+    """Per-example, per-position variances `(n, <spatial>)` of `cov1`/`cov2`
+    (the same-example, same-position entries), whatever the layout."""
+    return _layout.variances(getattr(self, field), self.diagonal_batch,
+                             self.diagonal_spatial, self.n_spatial)
+
+  def pair(self, a: Array, b: Array, one_batch_axis: bool = False
+           ) -> tuple[Array, Array]:
+    """Broadcasts per-position arrays `(n_a, <spatial>)`, `(n_b, <spatial>)`
+    so that `a * b` has this kernel's covariance layout: `(n_a, n_b, ...)`,
+    or one batch axis (`one_batch_axis`, a diagonal-batch `cov1`); spatial
+    axes interleaved `(h, h', ...)` unless `diagonal_spatial`."""
+    return _layout.pair(a, b, self.diagonal_spatial, one_batch_axis)
+
+  def mask_positions(self) -> tuple[Optional[Array], Optional[Array]]:
+    """`(p1, p2)`, `(n, <spatial as stored>)` booleans: True where every
+    channel of a position is masked; `(None, None)` when nothing is."""
+    return _layout.mask_positions(self)
 
   def transpose(self, axes: Optional[Sequence[int]] = None) -> "Kernel":
     """Permutes the spatial groups of the arrays as `numpy.transpose(axes)`.
@@ -186,7 +288,6 @@ class Kernel:
     result is the kernel of the activations with those spatial axes
     permuted; `shape1`, `shape2` and the masks follow.
     """
-    from ntcore import _kernel_index
     return _kernel_index.transpose(self, axes)
 
   def slice(self, n1_slice: slice, n2_slice: slice) -> "Kernel":
@@ -195,17 +296,25 @@ class Kernel:
     With `x2=None` and two equal slices the result is again the kernel of
     one batch with itself; otherwise `cov2` is sliced out of `cov1`.
     """
-    from ntcore import _kernel_index
     return _kernel_index.slice_batches(self, n1_slice, n2_slice)
 
   def __getitem__(self, idx) -> "Kernel":
     """The kernel of `x1[idx]` and `x2[idx]` (NumPy basic indexing).
 
-    `idx` holds ints, slices and `...`, one per axis of the activations. The
-    channel axis must be kept whole and the batch axis indexed by a slice.
+    `idx` holds ints, slices, `...` and at most one 1-d sequence of ints, one
+    entry per axis of the activations. The channel axis must be kept whole
+    and the batch axis indexed by a slice.
     """
-    from ntcore import _kernel_index
     return _kernel_index.getitem(self, idx)
+
+  def select(self, idx) -> "Kernel":
+    """`k[idx]` that also takes one 1-d sequence of ints among the entries.
+
+    The sequence picks those positions of its axis in that order (outer
+    indexing: one axis, as NumPy does for a single sequence); the channel
+    axis stays whole and the batch axis is indexed by a slice or sequence.
+    """
+    return _kernel_index.getitem(self, idx, allow_arrays=True)
 
   def mask(self, mask1: Optional[Array], mask2: Optional[Array]) -> "Kernel":
     """Sets the masks and zeroes every covariance entry of a masked position.
@@ -213,20 +322,20 @@ class Kernel:
     A position is masked when all its channels are; masks broadcast against
     `shape1`/`shape2`. With `x2=None` a None `mask2` means `mask1`.
     """
-    from ntcore import _masking
-    return _masking.remask(self.replace(mask1=mask1, mask2=mask2))
+    return _layout.remask(self.replace(mask1=mask1, mask2=mask2))
 
   def dot_general(self, other1: Optional[Array], other2: Optional[Array],
-                  is_lhs: bool, dimension_numbers) -> "Kernel":
+                  is_lhs: bool, dimension_numbers, *,
+                  precision=None) -> "Kernel":
     """The kernel of `lax.dot_general` of `x1` with `other1`, `x2` with `other2`.
 
     `is_lhs`: the constants are the left operands (`dot_general(other, x)`).
     `cov' = other1 . cov . other2` contracted over the paired axes, with the
     output stored in `dot_general`'s axis order (`is_reversed=False`).
+    `precision` is that of the contractions (a `lax.Precision`).
     """
-    from ntcore import _kernel_dot
     return _kernel_dot.dot_general(self, other1, other2, is_lhs,
-                                   dimension_numbers)
+                                   dimension_numbers, precision=precision)
 
 
 def _scalar(value, op: str):

@@ -1,6 +1,9 @@
 """Building blocks for kernel rules that plugins share.
 
-The main one is `elementwise`: the rule of any entrywise nonlinearity
+Layout helpers that work on single arrays are re-exported here from the
+modules behind `Kernel`'s layout methods (`variances`, `pair`,
+`canonical_index`, `selects_all`, `index_mask`, `index_axes`). The main
+building block is `elementwise`: the rule of any entrywise nonlinearity
 `phi`, given its dual — a function of one covariance entry and the two
 variances it pairs. It handles every block layout (diagonal or full batch,
 diagonal or full spatial) so that a nonlinearity author writes the math once.
@@ -12,6 +15,7 @@ from typing import Callable, Optional
 
 import jax.numpy as jnp
 
+from ntcore import _kernel_index, _layout
 from ntcore.kernel import Kernel
 
 Array = jnp.ndarray
@@ -20,47 +24,12 @@ DualFn = Callable[[Array, Array, Array, Optional[Array]],
                   tuple[Array, Optional[Array]]]
 
 
-def _diagonal_pairs(x: Array, start: int, n_pairs: int) -> Array:
-  """Takes the diagonal of each interleaved axis pair from axis `start` on."""
-  for _ in range(n_pairs):
-    x = jnp.diagonal(x, axis1=start, axis2=start + 1)
-    x = jnp.moveaxis(x, -1, start)
-    start += 1
-  return x
-
-
-def variances(cov: Array, diagonal_batch: bool, diagonal_spatial: bool,
-              n_spatial: int) -> Array:
-  """Per-example, per-position variances `(n, <spatial>)` from `cov1`/`cov2`."""
-  if not diagonal_batch:
-    cov = _diagonal_pairs(cov, 0, 1)
-  if not diagonal_spatial:
-    cov = _diagonal_pairs(cov, 1, n_spatial)
-  return cov
-
-
-def pair(var_a: Array, var_b: Array, diagonal_spatial: bool,
-         one_batch_axis: bool) -> tuple[Array, Array]:
-  """Broadcasts two variance arrays `(n, <spatial>)` to a covariance layout.
-
-  Returns `(a, b)` such that `a * b` has the layout of the covariance between
-  the two batches: `(n_a, n_b, ...)`, or `(n, ...)` with `one_batch_axis`
-  (the diagonal-batch `cov1`); spatial axes interleaved unless
-  `diagonal_spatial`.
-  """
-  d = var_a.ndim - 1
-  sp_a, sp_b = var_a.shape[1:], var_b.shape[1:]
-  if diagonal_spatial or d == 0:
-    if one_batch_axis:
-      return var_a, var_b
-    return var_a[:, None], var_b[None, :]
-  inter_a = sum(((s, 1) for s in sp_a), ())
-  inter_b = sum(((1, s) for s in sp_b), ())
-  if one_batch_axis:
-    return (var_a.reshape(var_a.shape[:1] + inter_a),
-            var_b.reshape(var_b.shape[:1] + inter_b))
-  return (var_a.reshape(var_a.shape[:1] + (1,) + inter_a),
-          var_b.reshape((1,) + var_b.shape[:1] + inter_b))
+variances = _layout.variances
+pair = _layout.pair
+canonical_index = _kernel_index.canonical_index
+selects_all = _kernel_index.selects_all
+index_mask = _kernel_index.index_mask
+index_axes = _kernel_index.index_axes
 
 
 def elementwise(k: Kernel, fn: DualFn,
@@ -116,26 +85,5 @@ def safe_sqrt(x: Array) -> Array:
   return jnp.sqrt(jnp.maximum(x, 0))
 
 
-def reverse_spatial(k: Kernel) -> Kernel:
-  """`k` with its spatial axis groups stored in the other order.
-
-  Flips `is_reversed` and transposes every array to match (NT's
-  `Kernel.reverse`). Convolutions over full spatial covariances leave their
-  output reversed, as NT does; layers combining several kernels (FanInSum)
-  use this to bring them to one order.
-  """
-  n = k.n_spatial
-  group = 1 if k.diagonal_spatial else 2
-
-  def rev(m, batch_ndim):
-    if m is None or m.ndim == 0 or n < 2:
-      return m
-    order = list(range(batch_ndim)) + [
-        batch_ndim + group * i + j for i in reversed(range(n))
-        for j in range(group)]
-    return jnp.transpose(m, order)
-
-  cb = 1 if k.diagonal_batch else 2
-  return k.replace(nngp=rev(k.nngp, 2), ntk=rev(k.ntk, 2),
-                   cov1=rev(k.cov1, cb), cov2=rev(k.cov2, cb),
-                   is_reversed=not k.is_reversed)
+reverse_spatial = _layout.reverse
+"""`k` with its spatial groups stored in the other order (`Kernel.reverse`)."""

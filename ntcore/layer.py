@@ -1,21 +1,29 @@
-"""The layer protocol: `Layer(init_fn, apply_fn, kernel_fn)` and its requirements.
+"""The layer protocol: `Layer(init_fn, apply_fn, kernel_fn)` and how to build one.
 
 A plugin author writes two things for a layer: the finite rule
 (`init_fn`, `apply_fn`) and the kernel rule (`rule(k: Kernel, **kwargs) ->
 Kernel`), and hands them to `make_layer` together with `Requirements` — what
-the rule needs of its input kernel, as data. The core does the rest: turning
-raw inputs into the input `Kernel`, choosing which covariance blocks to track
-(NT paper section 3.1), checking requirements, propagating shapes and masks.
+the rule needs of its input kernel, as data (`ntcore.requirements`). The
+engine (`ntcore/_network/`) does the rest: turning raw inputs into the input
+`Kernel`, choosing which covariance blocks to track (NT paper section 3.1),
+checking requirements, propagating shapes and masks.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import functools
 from typing import Any, Callable, NamedTuple, Optional, Protocol
 
-from ntcore.kernel import Kernel
+from ntcore import masked
+from ntcore._network import masking
+from ntcore._network.nodes import KernelFn, LeafKernelFn
+from ntcore.diagonal import to_diag
+# Requirements live in their own module; these names stay importable here.
+from ntcore.requirements import GAUSSIAN_INPUT, Diag, Need, Requirements
+
+__all__ = ["ApplyFn", "Diag", "GAUSSIAN_INPUT", "InitFn", "KernelRule",
+           "Layer", "MaskFn", "Need", "Requirements", "as_layer",
+           "elementwise_layer", "layer_of", "make_layer"]
 
 Array = Any
 Shape = Any  # a tuple of ints, or a list of them between FanOut and FanIn
@@ -54,80 +62,6 @@ class MaskFn(Protocol):
     ...
 
 
-FULL_UNLESS_ZERO = "full_unless_zero"
-"""A need between diagonal and full (NT's `Bool.MAYBE`): full blocks, unless
-the layer before outputs exactly zero off-diagonal blocks (ConvLocal), whose
-diagonal then says everything. Truthy, so a check for "full?" reads it as full.
-"""
-
-
-class Diag(enum.Enum):
-  """How a layer's rule treats an axis along which blocks may be skipped.
-
-  For the batch axis this concerns `cov1`/`cov2` (variances only, or the
-  full `n1 x n1` covariance); for spatial axes it concerns every array
-  (same-position pairs only, or all pairs). NT paper section 3.1.
-  """
-
-  PRESERVES = "preserves"
-  """Diagonal output blocks need only diagonal input blocks (Dense, Relu, Conv)."""
-  NEEDS_FULL = "needs_full"
-  """Every output block may read off-diagonal input blocks (AvgPool)."""
-  REMOVES = "removes"
-  """The output has no such axis and reads only diagonal blocks (Flatten)."""
-  REMOVES_FULL = "removes_full"
-  """The output has no such axis and reads off-diagonal blocks (GlobalAvgPool)."""
-  ZEROES_OFF_DIAGONAL = "zeroes_off_diagonal"
-  """Off-diagonal output blocks are exactly zero, so only diagonal input blocks
-  are read (ConvLocal); the output stays diagonal unless a later layer needs
-  its off-diagonal blocks even where they are zero."""
-
-  def needs_full_input(self, full_output_needed):
-    """Whether the input must be full, given whether the output must be.
-
-    Both are True, False or `FULL_UNLESS_ZERO` (what pooling asks: a
-    diagonal input is enough if its off-diagonal blocks are zero).
-    """
-    if self is Diag.PRESERVES:
-      return bool(full_output_needed)
-    if self is Diag.ZEROES_OFF_DIAGONAL:
-      return full_output_needed is True
-    if self is Diag.NEEDS_FULL:
-      return True if full_output_needed else FULL_UNLESS_ZERO
-    if self is Diag.REMOVES_FULL:
-      return FULL_UNLESS_ZERO
-    return False
-
-
-@dataclasses.dataclass(frozen=True)
-class Requirements:
-  """What a kernel rule needs of its input kernel.
-
-  Attributes:
-    gaussian_input: the rule is an expectation over Gaussian pre-activations
-      (nonlinearities), so an affine layer must come before it.
-    diagonal_batch: how the rule treats the batch axis of `cov1`/`cov2`.
-    diagonal_spatial: how the rule treats spatial axes.
-    batch_axis: the batch axis of the finite activations this layer expects,
-      or None if it does not care.
-    channel_axis: the channel axis it expects, or None.
-    remask: zero the masked entries of the output kernel (layers that mix
-      channels, like Dense, turn a masked input position into a masked output
-      position whose covariance must be exactly zero).
-  """
-
-  gaussian_input: bool = False
-  diagonal_batch: Diag = Diag.PRESERVES
-  diagonal_spatial: Diag = Diag.PRESERVES
-  batch_axis: Optional[int] = None
-  channel_axis: Optional[int] = None
-  remask: bool = False
-
-
-GAUSSIAN_INPUT = Requirements(gaussian_input=True)
-"""Requirements of an elementwise nonlinearity."""
-
-
 class Layer(NamedTuple):
   """A layer: the finite network (`init_fn`, `apply_fn`) and its kernel.
 
@@ -136,7 +70,7 @@ class Layer(NamedTuple):
 
   init_fn: InitFn
   apply_fn: ApplyFn
-  kernel_fn: Any  # ntcore.kernel_fn.KernelFn
+  kernel_fn: KernelFn
 
 
 def make_layer(name: str, init_fn: InitFn, apply_fn: ApplyFn,
@@ -160,17 +94,23 @@ def make_layer(name: str, init_fn: InitFn, apply_fn: ApplyFn,
     masked entries are zeroed before the layer, `mask_fn` carries the mask
     to the output, and the output is then a `ntcore.masked.MaskedArray`.
   """
-  # pylint: disable=import-outside-toplevel
-  from ntcore import _masking, masked
-  from ntcore.kernel_fn import LeafKernelFn
-  kernel_fn = LeafKernelFn(name, rule, requires, init_fn, mask_fn)
+  return layer_of(LeafKernelFn(name, rule, requires, init_fn, mask_fn),
+                  init_fn, apply_fn)
 
+
+def layer_of(kernel_fn: LeafKernelFn, init_fn: InitFn,
+             apply_fn: ApplyFn) -> Layer:
+  """The `Layer` of a leaf kernel function (what `make_layer` returns).
+
+  `apply_fn` gains NT's masking keywords, and `init_fn` and `apply_fn` are
+  named for the layer.
+  """
   def propagate(masks, in_shapes, out_shapes):
-    return _masking.propagate(kernel_fn, masks, in_shapes, out_shapes)
+    return masking.propagate(kernel_fn, masks, in_shapes, out_shapes)
 
   apply_with_masking = masked.masking_apply_fn(apply_fn, propagate)
-  apply_with_masking.__name__ = name
-  return Layer(_named(init_fn, name), apply_with_masking, kernel_fn)
+  apply_with_masking.__name__ = kernel_fn.name
+  return Layer(_named(init_fn, kernel_fn.name), apply_with_masking, kernel_fn)
 
 
 def _named(init_fn: InitFn, name: str) -> InitFn:
@@ -204,13 +144,10 @@ def as_layer(init_fn: InitFn, apply_fn: ApplyFn, kernel_fn: Any,
     remask: zero covariances of masked positions after the rule.
     name: the layer's name in messages; defaults to `kernel_fn.__name__`.
   """
-  # pylint: disable=import-outside-toplevel
-  from ntcore.kernel_fn import KernelFn
   if isinstance(kernel_fn, KernelFn):
     return Layer(init_fn, apply_fn, kernel_fn)
   if not callable(kernel_fn):
     raise TypeError(f"kernel_fn must be callable, got {kernel_fn!r}.")
-  from ntcore.diagonal import to_diag
   reqs = dict(getattr(kernel_fn, NT_REQUIREMENTS, {}))
   requires = Requirements(
       diagonal_batch=to_diag(reqs.get("diagonal_batch")),

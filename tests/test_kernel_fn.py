@@ -10,6 +10,7 @@ import pytest
 
 import ntcore
 from ntcore import Diag, Kernel, KernelRequirementError, ShapeError, stax
+from ntcore._network import inputs
 
 _spec = importlib.util.spec_from_file_location(
     "fakes", pathlib.Path(__file__).with_name("fakes.py"))
@@ -48,7 +49,7 @@ def test_linear_rule_closed_form_and_get_variants():
 def test_ntk_computed_only_when_asked():
   _, _, kernel_fn = fakes.linear()
   assert kernel_fn(X1, X2, "nngp") is not None
-  k = kernel_fn.transform(ntcore._inputs.inputs_to_kernel(
+  k = kernel_fn.apply(inputs.inputs_to_kernel(
       jnp.asarray(X1), None, diagonal_batch=True, diagonal_spatial=False,
       compute_ntk=False, batch_axis=0, channel_axis=-1))
   assert k.ntk is None

@@ -35,7 +35,7 @@ def make_rule(*, mechanism, linear_scaling, qk_std, ov_std, b_std, pos_kind,
     c_in = k.shape1[k.channel_axis]
     c_p = _pos_emb.pos_channels(pos_kind, n_chan_pos_emb, c_in)
     w_x, w_p = _pos_emb.weights(pos_kind, c_in, c_p, w_pos_emb_std)
-    r = _pos_emb.covariance(_spatial.spatial_shape(k), pos_emb_p_norm,
+    r = _pos_emb.covariance(k.spatial_shape(), pos_emb_p_norm,
                             pos_emb_decay_fn)
     r = jnp.asarray(r, k.nngp.dtype)
     pairs = dict(nngp=(p1, p2, False), ntk=(p1, p2, False),
@@ -71,7 +71,7 @@ def make_rule(*, mechanism, linear_scaling, qk_std, ov_std, b_std, pos_kind,
           fix="use linear_scaling=True (tied query/key weights, logits "
               "scaled by 1/n_chan_key), or attention_mechanism='IDENTITY'"))
     reversed_ = k.is_reversed
-    k = _spatial.natural(k)
+    k = k.natural()
     mats = _spatial.matrices(k)
     p1, p2 = _spatial.both_positions(k)
     kq, kv, thq, thv = inputs(k, mats, p1, p2)

@@ -112,15 +112,10 @@ def Aggregate(aggregate_axis: Optional[Axes] = None, batch_axis: int = 0,
     g1 = graph(p1, k.shape1[k.batch_axis], sizes)
     g2 = graph(p2, k.shape2[k.batch_axis], sizes)
     # Output in natural order, as NT's (its aggregation un-reverses).
-    k = _spatial.natural(k)
-    shape = _spatial.spatial_shape(k)
+    k = k.natural()
+    shape = k.spatial_shape()
     out = {}
-    for field in _spatial.FIELDS:
-      m = getattr(k, field)
-      if m is None or m.ndim == 0:
-        out[field] = m
-        continue
-      b = _spatial.batch_ndim(k, field)
+    for field, m, b in k.arrays():
       if k.diagonal_spatial:
         mat = _spatial.to_matrix(m, b, len(shape), True)
         m = _spatial.from_matrix(mat, b, shape)

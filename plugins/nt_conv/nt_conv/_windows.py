@@ -165,22 +165,3 @@ def dilate(m, axes: Sequence[int], s: Sequence[int],
   for a, si, (lo, hi) in zip(axes, s, lo_hi):
     config[a] = (lo, hi, si - 1)
   return lax.pad(m, jnp.zeros((), m.dtype), config)
-
-
-def spatial_diagonal(m, batch_ndim: int):
-  """`(B, h, h', w, w')` -> `(B, h, w)`: the same-position entries."""
-  n = (m.ndim - batch_ndim) // 2
-  letters = "abcdefghij"[:n]
-  pairs = "".join(c + c for c in letters)
-  return jnp.einsum(f"...{pairs}->...{letters}", m)
-
-
-def embed_diagonal(d, batch_ndim: int):
-  """`(B, h, w)` -> `(B, h, h', w, w')`, zero off the spatial diagonal."""
-  sizes = d.shape[batch_ndim:]
-  out = d.reshape(d.shape[:batch_ndim] + sum(((n, 1) for n in sizes), ()))
-  for i, n in enumerate(sizes):
-    eye = np.eye(n, dtype=bool).reshape(
-        (1,) * (batch_ndim + 2 * i) + (n, n) + (1,) * (2 * (len(sizes) - i - 1)))
-    out = jnp.where(eye, out, jnp.zeros((), d.dtype))
-  return out

@@ -9,9 +9,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ntcore import Diag, Requirements, make_layer
+from ntcore import Diag, Kernel, Requirements, make_layer
 
-from nt_conv import (_affine, _checks, _conv_args, _layout, _masks, _padding,
+from nt_conv import (_affine, _checks, _conv_args, _masks, _padding,
                      _windows)
 from nt_conv._dims import ConvDims
 
@@ -139,7 +139,7 @@ def _conv(name, out_chan, filter_shape, strides, padding, W_std, b_std,
     del kwargs
     check_input(k.shape1)
     check_input(k.shape2)
-    stored = _layout.stored_dims(k)
+    stored = k.stored_dims()
     full = not k.diagonal_spatial
     # NT's full-spatial convolution leaves the pairs reversed (is_reversed).
     # The input is transposed, not the output: the transpose then fuses into
@@ -155,7 +155,7 @@ def _conv(name, out_chan, filter_shape, strides, padding, W_std, b_std,
 
     def linear(m, batch_ndim):
       if flip:
-        m = _layout.reverse_groups(m, batch_ndim, 2)
+        m = Kernel.reverse_groups(m, batch_ndim, 2)
       return op(m, batch_ndim, full, *params, padding)
 
     out = k.replace(is_gaussian=True, batch_axis=dims.out_batch_axis,
@@ -164,7 +164,7 @@ def _conv(name, out_chan, filter_shape, strides, padding, W_std, b_std,
                                      parameterization=parameterization, s=s,
                                      fan_in=fan_in(k.shape1)))
     reverse = k.is_reversed != (full and len(stored) > 0)
-    return _layout.store(out, work, dims.out_permutation(), reverse)
+    return out.store(work, dims.out_permutation(), reverse)
 
   def mask_fn(mask, input_shape):
     mask = jnp.all(mask, axis=dims.channel_axis, keepdims=True)

@@ -9,9 +9,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ntcore import Diag, Requirements, make_layer
+from ntcore import Diag, Kernel, Requirements, make_layer
 
-from nt_conv import (_affine, _checks, _conv_args, _layout, _masks, _padding,
+from nt_conv import (_affine, _checks, _conv_args, _masks, _padding,
                      _windows)
 
 
@@ -101,7 +101,7 @@ def ConvLocal(out_chan: int, filter_shape: Sequence[int],
     del kwargs
     check_input(k.shape1)
     check_input(k.shape2)
-    stored = _layout.stored_dims(k)
+    stored = k.stored_dims()
     f_in, s_in, sizes = [tuple(v[d] for d in stored) for v in (
         dims.to_input_order(filter_shape), dims.to_input_order(strides),
         dims.spatial_sizes(k.shape1))]
@@ -109,14 +109,14 @@ def ConvLocal(out_chan: int, filter_shape: Sequence[int],
 
     def linear(m, batch_ndim):
       if full:
-        m = _windows.spatial_diagonal(m, batch_ndim)
+        m = Kernel.same_positions(m, batch_ndim)
       m = _diagonal_conv(m, batch_ndim, sizes, f_in, s_in, padding)
-      return _windows.embed_diagonal(m, batch_ndim) if full else m
+      return Kernel.embed_same_positions(m, batch_ndim) if full else m
 
     def shift(m, value, batch_ndim):
       if not full:
         return m + value
-      eye = _windows.embed_diagonal(
+      eye = Kernel.embed_same_positions(
           jnp.ones((1,) * batch_ndim + m.shape[batch_ndim::2], m.dtype),
           batch_ndim)
       return m + value * eye
@@ -126,7 +126,7 @@ def ConvLocal(out_chan: int, filter_shape: Sequence[int],
                     **_affine.affine(k, linear, W_std=W_std, b_std=b_std,
                                      parameterization=parameterization, s=s,
                                      fan_in=fan_in(k.shape1), shift=shift))
-    return _layout.store(out, stored, dims.out_permutation(), k.is_reversed)
+    return out.store(stored, dims.out_permutation(), k.is_reversed)
 
   def mask_fn(mask, input_shape):
     mask = jnp.all(mask, axis=dims.channel_axis, keepdims=True)

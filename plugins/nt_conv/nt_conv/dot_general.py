@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from typing import Any, Optional
 
 import jax
@@ -10,43 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ntcore import Diag, KernelRequirementError, Requirements, make_layer
-
-from nt_conv import _kernel_order
+from ntcore import Diag, Requirements, make_layer
 
 DimensionNumbers = Any  # ((lhs_contract, rhs_contract), (lhs_batch, rhs_batch))
-
-
-def _axes(dims, ndim: int) -> list[int]:
-  return [int(a) % ndim for a in dims]
-
-
-def _split(dimension_numbers, is_lhs: bool, n_in: int, n_other: int):
-  """`(in_contract, other_contract, in_batch, other_batch)`, non-negative."""
-  (lc, rc), (lb, rb) = dimension_numbers
-  if is_lhs:
-    other_c, in_c, other_b, in_b = lc, rc, lb, rb
-  else:
-    in_c, other_c, in_b, other_b = lc, rc, lb, rb
-  return (_axes(in_c, n_in), _axes(other_c, n_other), _axes(in_b, n_in),
-          _axes(other_b, n_other))
-
-
-def output_axes(dimension_numbers, is_lhs: bool, n_in: int, n_other: int
-                ) -> list[tuple[str, int]]:
-  """Where each output axis of `lax.dot_general` comes from.
-
-  Entries are `("in", a)` (axis `a` of the activations) or `("other", j)`:
-  the batch dimensions first, then the free axes of the left operand, then
-  those of the right one (XLA's DotGeneral semantics).
-  """
-  in_c, other_c, in_b, other_b = _split(dimension_numbers, is_lhs, n_in,
-                                        n_other)
-  batch = [("in", a) for a in in_b]
-  free_in = [("in", a) for a in range(n_in) if a not in in_c + in_b]
-  free_other = [("other", j) for j in range(n_other)
-                if j not in other_c + other_b]
-  return batch + (free_other + free_in if is_lhs else free_in + free_other)
 
 
 def DotGeneral(*, lhs: Optional[Any] = None, rhs: Optional[Any] = None,
@@ -79,10 +44,13 @@ def DotGeneral(*, lhs: Optional[Any] = None, rhs: Optional[Any] = None,
   Contracted spatial axes need the off-diagonal spatial covariances. The
   output is stored in the activations' order (`is_reversed=False`).
 
+  The rule is `Kernel.dot_general`, with the constant on both sides.
+
   Raises:
     ValueError: if both `lhs` and `rhs` are given.
     KernelRequirementError: from `kernel_fn`, if `dimension_numbers` name
-      the channel axis, or contract the batch axis.
+      the channel axis, contract the batch axis, or pair it with an axis
+      of the constant whose size is not both batches' size.
   """
   if lhs is not None and rhs is not None:
     raise ValueError(
@@ -119,48 +87,8 @@ def DotGeneral(*, lhs: Optional[Any] = None, rhs: Optional[Any] = None,
     if constant is None:
       return k
     const = other(k.nngp.dtype)
-    n_in, n_other = len(k.shape1), const.ndim
-    b, c = k.batch_axis, k.channel_axis
-    in_c, other_c, in_b, other_b = _split(dimension_numbers, is_lhs, n_in,
-                                          n_other)
-    _check(k, in_c, in_b, const.shape, dict(zip(in_b, other_b)))
-    out_axes = output_axes(dimension_numbers, is_lhs, n_in, n_other)
-    spatial_out = [e for e in out_axes if e not in (("in", b), ("in", c))]
-    pairs = dict(zip(other_c + other_b, in_c + in_b))  # other -> input axis
-    other_keys = [("in", pairs[j]) if j in pairs else ("other", j)
-                  for j in range(n_other)]
-    stored = [("in", a) for a in _kernel_order.stored_spatial_axes(k)]
-    diag = k.diagonal_spatial
-    # One einsum label per finite axis and side (x1: left, x2: right); with
-    # diagonal spatial covariances both sides of a position share a label.
-    new = itertools.count().__next__
-    left = {("in", a): new() for a in [b] + _kernel_order.spatial_axes(
-        n_in, b, c)}
-    left.update({("other", j): new() for j in range(n_other)
-                 if j not in pairs})
-    right = {key: lab if diag and key != ("in", b) else new()
-             for key, lab in left.items()}
-
-    def contract(mat, n_batch):
-      # cov1/cov2 with diagonal_batch have one batch axis for both sides.
-      r = right if n_batch == 2 else {**right, ("in", b): left[("in", b)]}
-      batch = [left[("in", b)]] + ([r[("in", b)]] if n_batch == 2 else [])
-
-      def groups(keys):
-        return [lab for key in keys
-                for lab in ((left[key],) if diag else (left[key], r[key]))]
-
-      return jnp.einsum(const, [left[key] for key in other_keys],
-                        mat, batch + groups(stored),
-                        const, [r[key] for key in other_keys],
-                        batch + groups(spatial_out),
-                        precision=precision, optimize=True)
-
-    out = {field: contract(mat, n_batch)
-           for field, mat, n_batch in _kernel_order.arrays(k)}
-    return k.replace(batch_axis=out_axes.index(("in", b)),
-                     channel_axis=out_axes.index(("in", c)),
-                     is_reversed=False, **out)
+    return k.dot_general(const, const, is_lhs, dimension_numbers,
+                         precision=precision)
 
   def mask_fn(mask, input_shape):
     if constant is None:
@@ -178,32 +106,3 @@ def DotGeneral(*, lhs: Optional[Any] = None, rhs: Optional[Any] = None,
       batch_axis=batch_axis, channel_axis=channel_axis,
       diagonal_spatial=Diag.NEEDS_FULL if contracts_input else Diag.PRESERVES)
   return make_layer("DotGeneral", init_fn, apply_fn, rule, requires, mask_fn)
-
-
-def _check(k, in_c, in_b, other_shape, batch_pairs) -> None:
-  """Rejects dimension numbers the kernel cannot follow."""
-  b, c = k.batch_axis, k.channel_axis
-  if b in batch_pairs:
-    size = other_shape[batch_pairs[b]]
-    if {k.shape1[b], k.shape2[b]} != {size}:
-      raise KernelRequirementError(
-          f"DotGeneral pairs the batch axis ({b}) with axis "
-          f"{batch_pairs[b]} of the constant (size {size}), so x1 and x2 must "
-          f"both have {size} examples; got {k.shape1[b]} and {k.shape2[b]}.")
-  if c in in_c + in_b:
-    raise KernelRequirementError(
-        f"DotGeneral's dimension_numbers use the channel axis ({c}) of its "
-        f"input of shape {k.shape1}; at infinite width the channels cannot "
-        f"be contracted or paired with a constant. Contract other axes, or "
-        f"set channel_axis to the axis that holds the features.")
-  if b in in_c:
-    raise KernelRequirementError(
-        f"DotGeneral contracts the batch axis ({b}) of its input of shape "
-        f"{k.shape1}, which mixes examples; kernels need the batch axis to "
-        f"stay. Contract only spatial axes.")
-  spatial_contracted = [a for a in in_c if a != b]
-  if spatial_contracted and k.diagonal_spatial:
-    raise KernelRequirementError(
-        f"DotGeneral contracts spatial axes {spatial_contracted}, which needs "
-        f"the off-diagonal spatial covariances, but its input kernel keeps "
-        f"only the diagonal. Leave diagonal_spatial unset.")

@@ -6,9 +6,8 @@ import math
 
 import jax.numpy as jnp
 
-from ntcore import Diag, Requirements, make_layer
+from ntcore import Diag, Kernel, Requirements, make_layer
 
-from nt_conv import _layout, _windows
 
 
 def Flatten(batch_axis: int = 0, batch_axis_out: int = 0):
@@ -52,14 +51,10 @@ def Flatten(batch_axis: int = 0, batch_axis_out: int = 0):
   def rule(k, **kwargs):
     del kwargs
     changes = {}
-    for field in ("nngp", "ntk", "cov1", "cov2"):
-      m = getattr(k, field)
-      if m is None or m.ndim == 0:
-        continue
-      b = _layout.batch_ndim(k, field)
+    for field, m, b in k.arrays():
       if m.ndim > b:
         if not k.diagonal_spatial:
-          m = _windows.spatial_diagonal(m, b)
+          m = Kernel.same_positions(m, b)
         m = jnp.mean(m, tuple(range(b, m.ndim)))
       changes[field] = m
     return k.replace(is_gaussian=False, is_reversed=False,
@@ -72,6 +67,6 @@ def Flatten(batch_axis: int = 0, batch_axis_out: int = 0):
     return x if batch_axis_out == 0 else x.T
 
   return make_layer("Flatten", init_fn, apply_fn, rule,
-                    Requirements(batch_axis=batch_axis,
+                    Requirements(flat_input=True, batch_axis=batch_axis,
                                  diagonal_spatial=Diag.REMOVES),
                     mask_fn)

@@ -10,7 +10,7 @@ from jax import lax
 
 from ntcore import Diag, Requirements, ShapeError, make_layer
 
-from nt_conv import _checks, _layout, _masks, _padding, _windows
+from nt_conv import _checks, _masks, _padding, _windows
 
 
 def AvgPool(window_shape: Sequence[int], strides: Optional[Sequence[int]] = None,
@@ -118,19 +118,14 @@ def _pool(name, average, window_shape, strides, padding, normalize_edges,
     del kwargs
     check_input(k.shape1)
     check_input(k.shape2)
-    stored = _layout.stored_dims(k)
+    stored = k.stored_dims()
     sizes = [k.shape1[a] for a in spatial(len(k.shape1))]
     sizes, window, steps = [[v[d] for d in stored]
                             for v in (sizes, window_shape, strides)]
-    changes = {}
-    for field in ("nngp", "ntk", "cov1", "cov2"):
-      m = getattr(k, field)
-      if m is None or m.ndim == 0:
-        continue
-      changes[field] = _pool_kernel(
-          m, _layout.batch_ndim(k, field), not k.diagonal_spatial, sizes,
-          window, steps, padding, average, by_count)
-    return k.replace(**changes)
+    return k.replace(**{
+        field: _pool_kernel(m, b, not k.diagonal_spatial, sizes, window,
+                            steps, padding, average, by_count)
+        for field, m, b in k.arrays()})
 
   def mask_fn(mask, input_shape):
     del input_shape

@@ -11,7 +11,6 @@ from jax import lax
 from ntcore import (Diag, KernelRequirementError, Requirements, ShapeError,
                     make_layer)
 
-from nt_conv import _kernel_order
 
 ResizeMethod = jax.image.ResizeMethod
 _KERNEL_METHODS = (ResizeMethod.NEAREST, ResizeMethod.LINEAR)
@@ -69,8 +68,8 @@ def ImageResize(shape: Sequence[int], method: Union[str, ResizeMethod],
   resize_method = _method(method)
   ndim = len(shape)
   b, c = batch_axis % ndim, channel_axis % ndim
-  spatial_resized = any(shape[a] != -1
-                        for a in _kernel_order.spatial_axes(ndim, b, c))
+  spatial_resized = any(shape[a] != -1 for a in range(ndim)
+                        if a not in (b, c))
   batch_resized = shape[b] != -1
   selection = resize_method is ResizeMethod.NEAREST
 
@@ -120,11 +119,11 @@ def ImageResize(shape: Sequence[int], method: Union[str, ResizeMethod],
           "kernel keeps only per-example variances. Leave diagonal_batch "
           "unset.")
     new1, new2 = out_shape(k.shape1), out_shape(k.shape2)
-    sp = _kernel_order.stored_spatial_axes(k)
+    sp = k.stored_spatial_axes()
     sides = dict(nngp=(new1, new2), ntk=(new1, new2), cov1=(new1, new1),
                  cov2=(new2, new2))
     out = {}
-    for field, mat, n_batch in _kernel_order.arrays(k):
+    for field, mat, n_batch in k.arrays():
       first, second = sides[field]
       dims = [first[b]] + ([second[b]] if n_batch == 2 else [])
       for a in sp:

@@ -89,6 +89,11 @@ def ABRelu(a: float, b: float, do_stabilize: bool = False):
       multiply back after (exact, since phi is positively homogeneous);
       avoids overflow in very deep networks.
   """
+  return _abrelu_layer("ABRelu", a, b, do_stabilize)
+
+
+def _abrelu_layer(name: str, a: float, b: float, do_stabilize: bool):
+  """The `ABRelu(a, b)` layer under `name` (Relu, LeakyRelu and Abs are ABRelus)."""
   fn, diag = _abrelu_dual(a, b)
 
   def rule(k, **kwargs):
@@ -103,25 +108,19 @@ def ABRelu(a: float, b: float, do_stabilize: bool = False):
                        cov2=None if out.cov2 is None else out.cov2 * factor)
 
   return elementwise_layer(
-      "ABRelu", lambda x: a * jnp.minimum(x, 0) + b * jnp.maximum(x, 0), rule)
+      name, lambda x: a * jnp.minimum(x, 0) + b * jnp.maximum(x, 0), rule)
 
 
 def Relu(do_stabilize: bool = False):
   """ReLU `max(x, 0)`; arc-cosine kernel of order 1 (Cho & Saul 2009)."""
-  layer = ABRelu(0., 1., do_stabilize)
-  return _renamed(layer, "Relu")
+  return _abrelu_layer("Relu", 0., 1., do_stabilize)
 
 
 def LeakyRelu(alpha: float, do_stabilize: bool = False):
   """Leaky ReLU `max(x, alpha x)`: ABRelu with slopes (alpha, 1)."""
-  return _renamed(ABRelu(alpha, 1., do_stabilize), "LeakyRelu")
+  return _abrelu_layer("LeakyRelu", alpha, 1., do_stabilize)
 
 
 def Abs(do_stabilize: bool = False):
   """Absolute value `|x|`: ABRelu with slopes (-1, 1)."""
-  return _renamed(ABRelu(-1., 1., do_stabilize), "Abs")
-
-
-def _renamed(layer, name):
-  layer.kernel_fn.name = name
-  return layer
+  return _abrelu_layer("Abs", -1., 1., do_stabilize)
