@@ -8,12 +8,10 @@ subsampled, never pooled.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Sequence
 
 import jax.numpy as jnp
 from jax import lax
-
-from ntcore import Kernel
 
 from nt_conv import _padding
 
@@ -56,16 +54,3 @@ def conv_output_mask(mask, dims, filter_shape, strides, padding: str):
       [_padding.out_size(n, f, t, padding)
        for n, f, t in zip(sizes, filter_shape, strides)])
   return jnp.transpose(mask, [dims.lhs.index(c) for c in dims.out])
-
-def positions(mask, k: Kernel) -> Optional[jnp.ndarray]:
-  """`(n, <spatial>)`: True where every channel of a position is masked.
-
-  Spatial axes in the kernel's stored order (reversed if `k.is_reversed`).
-  """
-  if mask is None:
-    return None
-  mask = jnp.all(mask, axis=k.channel_axis, keepdims=True)
-  mask = jnp.moveaxis(mask, (k.batch_axis, k.channel_axis), (0, -1))[..., 0]
-  if k.is_reversed and mask.ndim > 2:
-    mask = jnp.transpose(mask, (0,) + tuple(range(mask.ndim - 1, 0, -1)))
-  return mask

@@ -62,16 +62,8 @@ def _global_pool(name, average, batch_axis, channel_axis):
 
   def rule(k, **kwargs):
     del kwargs
-    size = math.prod(k.shape1[a] for a in range(len(k.shape1))
-                     if a not in (k.batch_axis, k.channel_axis))
-    p1 = _masks.positions(k.mask1, k)
-    p2 = _masks.positions(k.mask2, k)
-    if p1 is not None or p2 is not None:
-      if p1 is None:
-        p1 = jnp.zeros((k.shape1[k.batch_axis],) + p2.shape[1:], bool)
-      if p2 is None and not k.x1_is_x2:
-        p2 = jnp.zeros((k.shape2[k.batch_axis],) + p1.shape[1:], bool)
-      p2 = p1 if p2 is None else p2
+    size = math.prod(k.spatial_shape())
+    p1, p2 = k.mask_positions()
 
     def count(pa, pb, one_batch_axis):
       """Unmasked positions of a times of b, in the array's batch layout."""
