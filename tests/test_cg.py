@@ -232,3 +232,14 @@ def test_cg_mean_under_jit(problem):
   assert rel(jitted("ntk", th_td), fn("ntk", th_td)) <= 1e-12
   with pytest.raises(PredictArgumentError, match="traced"):
     jax.jit(fn, static_argnums=0)("ntkgp", th_td, th_tt)
+
+
+def test_cg_needs_a_concrete_training_kernel(problem):
+  import jax  # pylint: disable=import-outside-toplevel
+  _, (th, th_td, _), y = problem
+
+  def whole(k):
+    return predict.gp_inference(k, y, 1e-3, solver="cg")("ntk", th_td)
+
+  with pytest.raises(PredictArgumentError, match="traced.*solver='dense'"):
+    jax.jit(whole)(th)

@@ -45,8 +45,24 @@ TRACED = (
 
 
 def as_operator(k: Any) -> KernelOperator:
-  """`k` if a `KernelOperator`, else the array it is, wrapped."""
-  return k if _kernels.is_operator(k) else KernelOperator.from_array(k)
+  """`k` if a `KernelOperator`, else the array it is, wrapped.
+
+  Raises:
+    PredictArgumentError: `k` is traced (CG needs its values).
+  """
+  if _kernels.is_operator(k):
+    return k
+  if not is_concrete(k):
+    raise PredictArgumentError(TRACED.format(what="the training kernel"))
+  return KernelOperator.from_array(k)
+
+
+def as_operators(k: Any) -> Any:
+  """The kernel argument `k` with its arrays made `KernelOperator`s."""
+  if _kernels.is_array(k) or _kernels.is_operator(k):
+    return as_operator(k)
+  return _kernels.Pair(*(None if v is None else as_operator(v) for v in (
+      getattr(k, "nngp", None), getattr(k, "ntk", None))))
 
 
 def has_operator(k: Any) -> bool:

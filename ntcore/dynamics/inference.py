@@ -113,6 +113,8 @@ def gp_inference(
   layout = Layout.of(y_train, trace_axes)
   options, k_train_train = _cg_posterior.choose(
       solver, k_train_train, math.prod(layout.sample_shape), "gp_inference")
+  if options is not None:  # NumPy kernels stay where they are, uncopied
+    k_train_train = _cg_posterior.as_operators(k_train_train)
   k_train_train = _kernels.materialize(k_train_train)
   layout.check_kernel(_kernels.first_kernel(k_train_train, "k_train_train"),
                       "k_train_train", square=True)
