@@ -44,6 +44,8 @@ _ESTIMATORS = {
         "monte_carlo_kernel_fn", "empirical_kernel_fn", "empirical_ntk_fn",
         "empirical_nngp_fn", "empirical_ntk_vp_fn", "NtkImplementation"),
     "nt-taylor": ("linearize", "taylor_expand"),
+    "nt-sklearn": ("NTKRegressor", "NNGPRegressor", "NTKClassifier",
+                   "NNGPClassifier", "StaxKernel"),
 }
 
 LAYER_PROVIDERS = {name: dist for dist, names in _LAYERS.items()

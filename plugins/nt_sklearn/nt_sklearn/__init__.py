@@ -4,12 +4,16 @@ Also reachable through ntcore once installed: `ntcore.NTKRegressor`,
 `ntcore.StaxKernel`, ... (the plugin registers them as estimators).
 """
 
-from nt_sklearn.errors import EstimatorParamError, TargetError
-from nt_sklearn.estimators import (NNGPClassifier, NNGPRegressor,
-                                   NTKClassifier, NTKRegressor)
-from nt_sklearn.kernel import StaxKernel
-from nt_sklearn.networks import fully_connected
+from ntcore.registry.lazy import lazy_exports
 
-__all__ = ["EstimatorParamError", "NNGPClassifier", "NNGPRegressor",
-           "NTKClassifier", "NTKRegressor", "StaxKernel", "TargetError",
-           "fully_connected"]
+# Imported on first use: loading the plugin must not import jax.
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "EstimatorParamError": "nt_sklearn.errors",
+    "NNGPClassifier": "nt_sklearn.estimators",
+    "NNGPRegressor": "nt_sklearn.estimators",
+    "NTKClassifier": "nt_sklearn.estimators",
+    "NTKRegressor": "nt_sklearn.estimators",
+    "StaxKernel": "nt_sklearn.kernel",
+    "TargetError": "nt_sklearn.errors",
+    "fully_connected": "nt_sklearn.networks",
+})
