@@ -124,8 +124,6 @@ class StoreOperator(KernelOperator):
         out[rj] += block.T @ v2[ri]
     return out.reshape(v.shape)
 
-  __matmul__ = matmul
-
   def panels(self) -> Iterator[tuple[slice, np.ndarray]]:
     for i in range(self._t):
       ri = self._rows_of(i)

@@ -97,7 +97,8 @@ class KernelOperator:
       out[rows] = panel.astype(np.float64, copy=False) @ v2
     return out[:, 0] if flat else out
 
-  __matmul__ = matmul
+  def __matmul__(self, v: np.ndarray) -> np.ndarray:
+    return self.matmul(v)
 
   def diagonal(self) -> np.ndarray:
     """`diag(K2)`, `(P,)` float64, computed once."""
