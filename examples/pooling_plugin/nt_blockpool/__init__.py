@@ -1,5 +1,9 @@
 """nt-blockpool: average pooling over non-overlapping blocks (an example plugin)."""
 
-from nt_blockpool.blockpool import BlockAvgPool
+from ntcore.registry.lazy import lazy_exports
 
-__all__ = ["BlockAvgPool"]
+# Imported on first use: loading the plugin (as `ntcore --help` does)
+# must not import jax.
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "BlockAvgPool": "nt_blockpool.blockpool",
+})
