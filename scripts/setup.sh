@@ -11,7 +11,7 @@ PYTHON="${PYTHON:-python3}"
 STAMP=.venv/setup-stamp
 LOG=.venv/setup.log
 
-projects=(. plugins/*/ examples/third_party_plugin/)
+projects=(. plugins/*/ examples/third_party_plugin/ examples/pooling_plugin/)
 tomls=()
 for dir in "${projects[@]}"; do
   [ -f "$dir/pyproject.toml" ] && tomls+=("${dir%/}/pyproject.toml")
