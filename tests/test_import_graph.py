@@ -29,7 +29,7 @@ import pathlib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1] / "ntcore"
 
-KNOWN_CYCLES = {"ntcore.dynamics", "ntcore.parallel"}
+KNOWN_CYCLES = {"ntcore.dynamics"}
 
 
 def _modules(root: pathlib.Path) -> dict[str, pathlib.Path]:

@@ -13,18 +13,17 @@ block), so resuming after editing the model is refused, not mixed.
 from __future__ import annotations
 
 import datetime
-import importlib
 import os
 import shlex
 import shutil
-import sys
-from typing import Any, Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
 from ntcore import kernel_file
-from ntcore.errors import BlockStoreError, InputFileError, ModelLoadError
+from ntcore.errors import BlockStoreError, InputFileError
 from ntcore.parallel import _store
+from ntcore.parallel._model import load_model
 from ntcore.parallel.batch import batch
 from ntcore.parallel.executor import LOCAL, resolve
 
@@ -32,46 +31,6 @@ from ntcore.parallel.executor import LOCAL, resolve
 def store_path(out: str) -> str:
   """The block store directory beside `out`."""
   return os.fspath(out) + ".blocks"
-
-
-def load_model(spec: str) -> Callable[..., Any]:
-  """The `kernel_fn` of the stax triple returned by `module:function`.
-
-  The current directory is searched first, then `PYTHONPATH`.
-
-  Raises:
-    ModelLoadError: `spec` is malformed, the module or function is missing,
-      or the function does not return `(init_fn, apply_fn, kernel_fn)`.
-  """
-  module_name, sep, attr = spec.partition(":")
-  if not sep or not module_name or not attr:
-    raise ModelLoadError(
-        f"MODEL {spec!r} is not of the form module:function. Name a Python "
-        f"function returning a stax triple, e.g. my_models:wide_resnet for "
-        f"def wide_resnet() in my_models.py in the current directory.")
-  if os.getcwd() not in sys.path:
-    sys.path.insert(0, os.getcwd())
-  try:
-    module = importlib.import_module(module_name)
-  except ImportError as e:
-    raise ModelLoadError(
-        f"MODEL {spec!r}: cannot import module {module_name!r} ({e}). Run "
-        f"from the directory holding {module_name.replace('.', '/')}.py, or "
-        f"add its directory to PYTHONPATH.") from e
-  fn = getattr(module, attr, None)
-  if not callable(fn):
-    raise ModelLoadError(
-        f"MODEL {spec!r}: module {module_name!r} has no function {attr!r}"
-        f"{'' if fn is None else f' (it is a {type(fn).__name__})'}. Name a "
-        f"function that returns stax.serial(...).")
-  triple = fn()
-  if (not isinstance(triple, tuple) or len(triple) != 3
-      or not callable(triple[2])):
-    raise ModelLoadError(
-        f"MODEL {spec!r} returned {type(triple).__name__}, not a stax triple "
-        f"(init_fn, apply_fn, kernel_fn). Return e.g. stax.serial(...) "
-        f"itself.")
-  return triple[2]
 
 
 def load_input(path: str, name: str) -> np.ndarray:

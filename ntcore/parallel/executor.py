@@ -32,7 +32,7 @@ from typing import (Any, Callable, Optional, Protocol, Sequence,
 import numpy as np
 
 from ntcore.errors import NtcoreError
-from ntcore.parallel import _call, _devices
+from ntcore.parallel import _call, _devices, _model
 from ntcore.parallel._blocks import Block
 from ntcore.parallel._store import BlockStore
 
@@ -111,8 +111,7 @@ def load_kernel_fn(spec: str) -> Callable[..., Any]:
     ModelLoadError: a malformed spec, a missing module or function, or a
       function that does not return a stax triple.
   """
-  from ntcore.parallel import _command  # pylint: disable=import-outside-toplevel
-  return _command.load_model(spec)
+  return _model.load_model(spec)
 
 
 class Job:
