@@ -181,9 +181,6 @@ BLOCK_STORE_MISMATCH = (
 )
 
 
-class PatternError(NtcoreError, ValueError):
-  """A graph `pattern` (for `Aggregate`) of the wrong shape, type or pairing."""
-
 NOT_GAUSSIAN_FAN_IN = (
     "\n  {fan_in} outputs a Gaussian kernel only if every branch it combines "
     "does. At least one branch here ends in a nonlinearity (or is the raw "

@@ -9,5 +9,6 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "AggregateImplementation": "nt_attention.aggregate",
     "AttentionMechanism": "nt_attention._mechanism",
     "GlobalSelfAttention": "nt_attention.attention",
+    "PatternError": "nt_attention.errors",
     "PositionalEmbedding": "nt_attention._pos_emb",
 })

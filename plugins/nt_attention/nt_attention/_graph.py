@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ntcore.errors import PatternError
+from nt_attention.errors import PatternError
 
 
 class Dense(NamedTuple):

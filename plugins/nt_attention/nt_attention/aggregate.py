@@ -14,9 +14,9 @@ from typing import Callable, Optional, Sequence, Union
 import jax.numpy as jnp
 
 from ntcore import Diag, Requirements, enums, make_layer
-from ntcore.errors import PatternError
 
 from nt_attention import _graph, _spatial
+from nt_attention.errors import PatternError
 
 Axes = Union[int, Sequence[int]]
 

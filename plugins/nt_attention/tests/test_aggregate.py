@@ -9,8 +9,10 @@ import jax
 import numpy as np
 import pytest
 
-from ntcore import stax
-from ntcore.errors import PatternError
+from ntcore import errors, stax
+
+import nt_attention
+from nt_attention.errors import PatternError
 
 rng = np.random.default_rng(3)
 
@@ -118,6 +120,18 @@ def test_bad_patterns_say_what_shape_is_expected(impl, pattern, match):
     layer.apply_fn((), x, pattern=pattern)
   with pytest.raises(PatternError, match=match):
     layer.kernel_fn(x, None, pattern=pattern)
+
+
+def test_pattern_error_is_the_plugins_own_and_an_ntcore_value_error():
+  assert nt_attention.PatternError is PatternError
+  assert issubclass(PatternError, errors.NtcoreError)
+  assert issubclass(PatternError, ValueError)
+  # The core knows no plugin's errors.
+  assert not hasattr(errors, "PatternError")
+  x = rng.normal(size=(3, 5, 2))
+  with pytest.raises(errors.NtcoreError, match="integer"):
+    stax.Aggregate(implementation="SPARSE").apply_fn(
+        (), x, pattern=np.ones((3, 6, 2)))
 
 
 def test_one_missing_pattern_and_bad_axes_raise():
