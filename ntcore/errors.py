@@ -12,10 +12,29 @@ class NtcoreError(Exception):
   """Base class of every error ntcore raises on purpose."""
 
 
-class LayerNotInstalledError(NtcoreError, AttributeError):
-  """A layer or estimator name that no installed plugin registers.
+class PluginNotInstalledError(NtcoreError, LookupError):
+  """A name (layer, estimator, ODE solver, executor) no loaded plugin registers.
+
+  The base of the kind-specific errors below: `except PluginNotInstalledError`
+  catches every one of them.
+  """
+
+
+class LayerNotInstalledError(PluginNotInstalledError, AttributeError):
+  """A layer name (`stax.Conv`) that no loaded plugin registers.
 
   Also an `AttributeError`, so `hasattr(stax, "Conv")` is simply False.
+  """
+
+
+class EstimatorNotInstalledError(LayerNotInstalledError):
+  """An estimator name (`nt.monte_carlo_kernel_fn`) no loaded plugin registers.
+
+  An `AttributeError` too, so `hasattr(nt, "linearize")` is simply False. It
+  derives from `LayerNotInstalledError` only because that class was raised
+  for estimators before this one existed, so that `except
+  LayerNotInstalledError` written then still catches it; new code catches
+  this class or `PluginNotInstalledError`.
   """
 
 
@@ -47,7 +66,7 @@ class SingularKernelError(NtcoreError, ValueError):
   """A kernel matrix that cannot be factorized in the working precision."""
 
 
-class OdeSolverNotInstalledError(NtcoreError, LookupError):
+class OdeSolverNotInstalledError(PluginNotInstalledError):
   """`predict.gradient_descent` asked for an ODE solver no plugin registers."""
 
 

@@ -3,18 +3,21 @@
 * The core never imports a plugin (`nt_*`, `plugins`).
 * `docs/plugin_hooks.md` documents exactly the hooks `pm.hook` has, with
   their signatures and firstresult-ness.
-* The string-only provider tables in `ntcore/registry/providers.py` agree
-  with what the installed monorepo plugins (`plugins/*`) register. Third-party
-  plugins (`examples/third_party_plugin`) are not in the core's table.
+* The provider table, data in `ntcore/registry/providers.json`, agrees with
+  what the installed monorepo plugins (`plugins/*`) register: it is exactly
+  what `scripts/write_providers.py` writes. Third-party plugins
+  (`examples/third_party_plugin`) are not in the core's table.
 """
 
 import ast
+import difflib
 import importlib.metadata
+import importlib.util
 import inspect
+import json
 import pathlib
 import re
 import tomllib
-import warnings
 
 import pytest
 
@@ -27,13 +30,18 @@ HOOK_DOCS = ROOT / "docs" / "plugin_hooks.md"
 _PLUGIN_MODULE = re.compile(r"^(nt_\w+|plugins)(\.|$)")
 
 
-def monorepo_plugins() -> dict[str, str]:
-  """Distribution name -> folder name of every `plugins/*/pyproject.toml`."""
-  found = {}
-  for toml in sorted((ROOT / "plugins").glob("*/pyproject.toml")):
-    with toml.open("rb") as f:
-      found[tomllib.load(f)["project"]["name"]] = toml.parent.name
-  return found
+
+
+def _load_script(name: str):
+  spec = importlib.util.spec_from_file_location(
+      name, ROOT / "scripts" / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+write_providers = _load_script("write_providers")
+monorepo_plugins = write_providers.monorepo_plugins
 
 
 def plugin_imports(source: str) -> list[str]:
@@ -130,17 +138,7 @@ def test_hook_docs_cover_selection_tracing_failures_and_clashes():
 def installed():
   """A fresh registry of every installed plugin, loaded without errors."""
   eps = list(importlib.metadata.entry_points(group=manager.GROUP))
-  pm = registry.new_manager()
-  with warnings.catch_warnings():
-    warnings.simplefilter("ignore", registry.PluginLoadWarning)
-    load_errors = registry.load_entry_points(pm, eps, only={
-        manager.normalize(ep.name) for ep in eps})
-    reg = registry.Registry(pm, load_errors)
-    hook_errors = reg.layers.errors + reg.estimators.errors
-  assert not load_errors + hook_errors, (
-      "installed plugins failed to load: " + "; ".join(
-          f"{e.plugin}: {e.error}" for e in load_errors + hook_errors))
-  return eps, reg
+  return eps, write_providers.installed_registry()
 
 
 def test_entry_point_name_is_distribution_name(installed):
@@ -153,32 +151,79 @@ def test_entry_point_name_is_distribution_name(installed):
 def test_every_monorepo_plugin_is_in_the_package_table():
   plugins = monorepo_plugins()
   assert "nt-dense" in plugins
+  assert providers.PLUGIN_PACKAGES == plugins
   for dist, folder in plugins.items():
-    assert providers.PLUGIN_PACKAGES.get(dist) == folder, dist
     assert providers.install_line(dist) == f"pip install -e plugins/{folder}"
 
 
-@pytest.mark.parametrize("kind, table", [
-    ("layers", providers.LAYER_PROVIDERS),
-    ("estimators", providers.ESTIMATOR_PROVIDERS),
-])
-def test_provider_table_matches_installed_plugins(installed, kind, table):
+def test_provider_file_is_what_the_script_writes_from_installed_plugins(
+    installed):
   eps, reg = installed
-  plugins = {ep.name for ep in eps} & set(monorepo_plugins())
-  assert "nt-dense" in plugins
-  specs = [s for s in getattr(reg, kind).specs() if s.plugin in plugins]
-  # Every registered name is in the table, under the plugin registering it.
-  wrong = {f"{s.plugin}:{s.name}": table.get(s.name) for s in specs
-           if table.get(s.name) != s.plugin}
-  assert wrong == {}, ("names missing from (or misattributed in) "
-                       f"ntcore/registry/providers.py: {wrong}")
-  # Every name the table gives an installed plugin is registered by it;
-  # only plugins that are not installed are skipped.
-  registered = {(s.plugin, s.name) for s in specs}
-  stale = sorted(f"{dist}:{name}" for name, dist in table.items()
-                 if dist in plugins and (dist, name) not in registered)
-  assert stale == [], ("names in ntcore/registry/providers.py that the "
-                       f"installed plugin does not register: {stale}")
+  plugins = monorepo_plugins()
+  loaded = {ep.name for ep in eps} & set(plugins)
+  assert "nt-dense" in loaded
+  stored = providers.table()
+  expected = write_providers.build(reg, plugins)
+  # A monorepo plugin that is not installed here cannot be checked: its
+  # stored entries stand (CI installs every one, scripts/setup.sh).
+  for kind in providers.KINDS:
+    for dist in sorted(set(plugins) - loaded):
+      if dist in stored.get(kind, {}):
+        expected[kind][dist] = stored[kind][dist]
+    expected[kind] = dict(sorted(expected[kind].items()))
+  have = write_providers.DATA.read_text(encoding="utf-8")
+  want = write_providers.render(expected)
+  diff = "".join(difflib.unified_diff(
+      have.splitlines(True), want.splitlines(True), "stored", "registered"))
+  assert have == want, (
+      "ntcore/registry/providers.json is stale; run "
+      f"`python scripts/write_providers.py`:\n{diff}")
+
+
+def test_provider_tables_attribute_every_name_to_one_plugin():
+  stored = providers.table()
+  for kind in providers.KINDS:
+    pairs = [(n, d) for d, names in stored[kind].items() for n in names]
+    assert len({n for n, _ in pairs}) == len(pairs), kind
+    assert providers.provided(kind) == dict(pairs)
+  assert providers.LAYER_PROVIDERS["Conv"] == "nt-conv"
+  assert providers.ESTIMATOR_PROVIDERS["linearize"] == "nt-taylor"
+  assert providers.ODE_SOLVER_PROVIDERS["dopri5"] == "nt-ode"
+  assert "dopri5" in providers.names_of("ode_solvers", "nt-ode")
+  with pytest.raises(AttributeError, match="NO_SUCH_TABLE"):
+    providers.NO_SUCH_TABLE  # pylint: disable=pointless-statement
+
+
+def test_script_check_fails_on_a_stale_file_and_passes_on_its_own(
+    installed, tmp_path, capsys):
+  eps, _ = installed
+  absent = set(monorepo_plugins()) - {ep.name for ep in eps}
+  if absent:
+    pytest.skip(f"the script needs every monorepo plugin; not installed: "
+                f"{sorted(absent)}")
+  data = tmp_path / providers.DATA_FILE
+  assert write_providers.main([], data=data) == 0
+  assert write_providers.main(["--check"], data=data) == 0
+  assert data.read_text() == write_providers.DATA.read_text()
+  fresh = json.loads(data.read_text())
+  for change in ("drop", "add"):
+    stale = json.loads(json.dumps(fresh))
+    names = stale["layers"]["nt-dense"]
+    if change == "drop":
+      names.remove("Relu")
+    else:
+      names.append("Relu6")
+    data.write_text(write_providers.render(stale))
+    assert write_providers.main(["--check"], data=data) == 1, change
+  assert "is stale: run python scripts/write_providers.py" in (
+      capsys.readouterr().err)
+
+
+def test_provider_data_ships_as_package_data():
+  with (ROOT / "pyproject.toml").open("rb") as f:
+    package_data = tomllib.load(f)["tool"]["setuptools"]["package-data"]
+  assert providers.DATA_FILE in package_data["ntcore.registry"]
+  assert write_providers.DATA.is_file()
 
 
 # tests/conftest.py ------------------------------------------------------------

@@ -9,7 +9,7 @@ import pluggy
 import pytest
 
 import ntcore
-from ntcore import LayerNameClashError, LayerNotInstalledError, stax
+from ntcore import LayerNameClashError, LayerNotInstalledError, errors, stax
 from ntcore.registry import (LOAD_ENV, EstimatorSpec, LayerSpec, LoadError,
                              PluginLoadWarning, Registry, hookimpl,
                              load_entry_points)
@@ -277,9 +277,55 @@ def test_estimators_resolve_as_top_level_names(use_plugins):
   assert ntcore.my_estimator(3) == 6
   assert reg.estimators.get("my_estimator").plugin == "fake-est"
   assert not hasattr(ntcore, "monte_carlo_kernel_fn")
-  with pytest.raises(LayerNotInstalledError,
-                     match="pip install -e plugins/nt_montecarlo"):
+  with pytest.raises(errors.EstimatorNotInstalledError,
+                     match="pip install -e plugins/nt_montecarlo") as info:
     ntcore.monte_carlo_kernel_fn  # pylint: disable=pointless-statement
+  assert "Installed estimator plugins: fake-est (my_estimator)" in str(
+      info.value)
+
+
+# Which error a name that is not installed raises, by kind ------------------
+
+
+def _raised(get):
+  with pytest.raises(errors.PluginNotInstalledError) as info:
+    get()
+  return info.value
+
+
+def test_each_kind_raises_its_own_not_installed_error(use_plugins):
+  reg = use_plugins()
+  layer = _raised(lambda: stax.Conv)
+  estimator = _raised(lambda: ntcore.linearize)
+  solver = _raised(lambda: reg.ode_solvers.get("dopri5"))
+  executor = _raised(lambda: reg.executors.get("dask"))
+  assert type(layer) is LayerNotInstalledError
+  assert type(estimator) is errors.EstimatorNotInstalledError
+  assert type(solver) is errors.OdeSolverNotInstalledError
+  assert type(executor) is errors.PluginNotInstalledError
+  for error in (layer, estimator, solver, executor):
+    assert isinstance(error, errors.PluginNotInstalledError)
+    assert isinstance(error, LookupError) and isinstance(error,
+                                                         errors.NtcoreError)
+  # Only the layer error and its compatibility subclass are AttributeErrors
+  # (hasattr on stax and ntcore); solvers and executors are not layers.
+  assert not isinstance(solver, (LayerNotInstalledError, AttributeError))
+  assert not isinstance(executor, (LayerNotInstalledError, AttributeError))
+  assert str(estimator).startswith("ntcore.linearize is not installed.")
+  assert "nt-taylor" in str(estimator)
+  assert "Installed ODE solver plugins: none" in str(solver)
+
+
+def test_estimator_error_still_caught_by_except_layer_not_installed(
+    use_plugins):
+  use_plugins()
+  try:  # what code written before EstimatorNotInstalledError existed does
+    ntcore.taylor_expand  # pylint: disable=pointless-statement
+  except LayerNotInstalledError as e:
+    caught = e
+  assert isinstance(caught, errors.EstimatorNotInstalledError)
+  assert isinstance(caught, AttributeError) and not hasattr(ntcore,
+                                                             "linearize")
 
 
 def test_trace_env_prints_each_one_plugin_hook_call(monkeypatch, capsys,

@@ -46,10 +46,6 @@ DEFAULT_SOLVER = "dopri5"
 adaptive Dormand-Prince 5(4), the method of NT's
 `jax.experimental.ode.odeint`."""
 
-STANDARD_SOLVERS = ("dopri5", "tsit5", "dopri8", "bosh3", "kvaerno3",
-                    "kvaerno5")
-"""Names the `nt-ode` plugin registers (strings only; checked by its tests)."""
-
 RTOL = ATOL = 1.4e-8
 """Default tolerances: those of NT's `odeint`, about sqrt(float64 eps)."""
 
@@ -155,7 +151,7 @@ def get_solver(solver: Union[None, str, OdeSolver] = None) -> OdeSolver:
   solvers = registry.get_registry().ode_solvers
   try:
     return solvers.get(name).solver
-  except errors.LayerNotInstalledError:
+  except errors.OdeSolverNotInstalledError:
     pass
   installed = []
   for plugin in solvers.plugins():
@@ -163,13 +159,17 @@ def get_solver(solver: Union[None, str, OdeSolver] = None) -> OdeSolver:
     installed.append(f"{plugin} ({', '.join(names)})")
   close = difflib.get_close_matches(name.rpartition(":")[2],
                                     set(solvers.by_name), n=3)
-  dist = providers.ODE_SOLVER_PLUGIN
+  # Which plugin to install: the provider table's, for the name or else for
+  # the default solver (nt-ode).
+  known = providers.provided("ode_solvers")
+  dist = known.get(name.rpartition(":")[2], known.get(DEFAULT_SOLVER))
   raise errors.OdeSolverNotInstalledError(
       errors.ODE_SOLVER_NOT_INSTALLED.format(
           name=name, default=" (the default)" if solver is None else "",
           installed="; ".join(installed) or "none",
           suggest=f" Did you mean {', '.join(close)}?" if close else "",
-          standard=", ".join(STANDARD_SOLVERS), dist=dist,
+          standard=", ".join(providers.names_of("ode_solvers", dist)),
+          dist=dist,
           install=providers.install_line(dist)))
 
 

@@ -28,6 +28,12 @@ SPEC_TYPES = {"register_layers": LayerSpec,
               "register_ode_solvers": OdeSolverSpec}
 """What each collecting hook must return a list of."""
 
+NOT_INSTALLED = {"register_layers": errors.LayerNotInstalledError,
+                 "register_estimators": errors.EstimatorNotInstalledError,
+                 "register_ode_solvers": errors.OdeSolverNotInstalledError}
+"""What `SpecRegistry.get` raises for a name no plugin registers, by hook;
+`PluginNotInstalledError` (their base) for any other hook."""
+
 
 def check_specs(result: Any, hook: str, spec_type: Optional[type]) -> list:
   """A hook's result as a list of `spec_type`, or a `PluginHookError`.
@@ -82,6 +88,8 @@ class SpecRegistry:
                where: str = "", known: Optional[dict] = None,
                spec_type: Optional[type] = None):
     self.what, self.where = what, where
+    self.not_installed = NOT_INSTALLED.get(hook,
+                                           errors.PluginNotInstalledError)
     self.known = known or {}
     self.errors: list[LoadError] = []
     self.by_name: dict[str, list[Any]] = {}
@@ -125,7 +133,9 @@ class SpecRegistry:
     """The spec for a bare (`Conv`) or qualified (`nt-conv:Conv`) name.
 
     Raises:
-      LayerNotInstalledError: no loaded plugin registers `name`.
+      PluginNotInstalledError: no loaded plugin registers `name`; the
+        subclass for the hook (`NOT_INSTALLED`: `LayerNotInstalledError` for
+        layers, `EstimatorNotInstalledError`, `OdeSolverNotInstalledError`).
       LayerNameClashError: several plugins register the bare `name`.
     """
     plugin, _, bare = name.rpartition(":")
@@ -139,7 +149,7 @@ class SpecRegistry:
           name=f"{self.where}{bare}",
           plugins=" and ".join(s.plugin for s in specs),
           qualified=", ".join(f"'{s.plugin}:{bare}'" for s in specs)))
-    raise errors.LayerNotInstalledError(self._not_installed(name, bare))
+    raise self.not_installed(self._not_installed(name, bare))
 
   def _selection(self) -> str:
     """Why a plugin may be installed yet not loaded: `NTCORE_LOAD_PLUGINS`."""

@@ -1,12 +1,24 @@
 """Which plugin provides which name, and how to install it.
 
 Strings only: nothing here imports a plugin. Used to tell a user what to
-install. A monorepo test checks these tables against what the plugins really
-register.
+install. The table is data, `providers.json` beside this module (shipped as
+package data), read on first use: which package each monorepo plugin
+distribution imports as, and which layers, estimators and ODE solvers it
+registers. Adding a layer to a monorepo plugin means regenerating that file
+from the installed plugins,
+
+    python scripts/write_providers.py
+
+not editing code; `tests/test_architecture.py` fails while it is stale.
 """
 
+from __future__ import annotations
+
 import functools
+import importlib.resources
+import json
 import pathlib
+from typing import Any
 
 from ntcore import errors
 
@@ -14,45 +26,49 @@ CORE_DISTRIBUTION = "ntcore-jax"
 """The core's distribution name (`pip install ntcore-jax`); it imports as
 `ntcore`. The distribution `ntcore` on PyPI is an unrelated project."""
 
-PLUGIN_PACKAGES = {
-    "nt-dense": "nt_dense",
-    "nt-conv": "nt_conv",
-    "nt-attention": "nt_attention",
-    "nt-montecarlo": "nt_montecarlo",
-    "nt-taylor": "nt_taylor",
-    "nt-ode": "nt_ode",
-    "nt-dask": "nt_dask",
-    "nt-sklearn": "nt_sklearn",
-}
+DATA_FILE = "providers.json"
+"""The table's file name, in the `ntcore.registry` package."""
 
-_LAYERS = {
-    "nt-dense": (
-        "Dense", "Relu", "LeakyRelu", "Abs", "ABRelu", "Erf", "Sigmoid_like",
-        "Gelu", "Sin", "Cos", "Rbf", "Sign", "Exp", "ExpNormalized",
-        "Gaussian", "Hermite", "Monomial", "RectifiedMonomial", "Polynomial",
-        "Gabor", "Elementwise", "ElementwiseNumerical", "LayerNorm",
-        "Dropout", "Tanh", "Sigmoid", "Softplus", "Swish"),
-    "nt-conv": (
-        "Conv", "ConvTranspose", "ConvLocal", "AvgPool", "SumPool",
-        "MaxPool", "GlobalAvgPool", "GlobalSumPool", "Flatten", "ImageResize",
-        "Index", "Slice", "DotGeneral"),
-    "nt-attention": ("GlobalSelfAttention", "Aggregate"),
-}
+KINDS = ("layers", "estimators", "ode_solvers")
+"""What the table attributes to plugins; each is a `Registry` attribute."""
 
-_ESTIMATORS = {
-    "nt-montecarlo": (
-        "monte_carlo_kernel_fn", "empirical_kernel_fn", "empirical_ntk_fn",
-        "empirical_nngp_fn", "empirical_ntk_vp_fn", "NtkImplementation"),
-    "nt-taylor": ("linearize", "taylor_expand"),
-    "nt-sklearn": ("NTKRegressor", "NNGPRegressor", "NTKClassifier",
-                   "NNGPClassifier", "StaxKernel"),
-}
+# Module attribute -> the kind whose name -> distribution map it is.
+_BY_NAME = {"LAYER_PROVIDERS": "layers",
+            "ESTIMATOR_PROVIDERS": "estimators",
+            "ODE_SOLVER_PROVIDERS": "ode_solvers"}
 
-LAYER_PROVIDERS = {name: dist for dist, names in _LAYERS.items()
-                   for name in names}
-ESTIMATOR_PROVIDERS = {name: dist for dist, names in _ESTIMATORS.items()
-                       for name in names}
-ODE_SOLVER_PLUGIN = "nt-ode"
+
+@functools.cache
+def table() -> dict[str, Any]:
+  """The stored table: `{"packages": {dist: package}, kind: {dist: [names]}}`."""
+  text = importlib.resources.files(__package__).joinpath(
+      DATA_FILE).read_text(encoding="utf-8")
+  return json.loads(text)
+
+
+def plugin_packages() -> dict[str, str]:
+  """Monorepo plugin distribution -> the package it imports as."""
+  return dict(table()["packages"])
+
+
+def provided(kind: str) -> dict[str, str]:
+  """Name -> the distribution that registers it, for one of `KINDS`."""
+  return {name: dist for dist, names in table().get(kind, {}).items()
+          for name in names}
+
+
+def names_of(kind: str, dist: str) -> list[str]:
+  """The names of one of `KINDS` that plugin `dist` registers, sorted."""
+  return sorted(table().get(kind, {}).get(dist, ()))
+
+
+def __getattr__(name: str):
+  # `LAYER_PROVIDERS` etc. and `PLUGIN_PACKAGES` read the file on first use.
+  if name in _BY_NAME:
+    return provided(_BY_NAME[name])
+  if name == "PLUGIN_PACKAGES":
+    return plugin_packages()
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @functools.cache
@@ -76,7 +92,7 @@ def install_line(dist: str) -> str:
   `pip install -e plugins/nt_conv`. From a wheel or an index (or for a
   plugin that is not in the monorepo): `pip install nt-conv`.
   """
-  package = PLUGIN_PACKAGES.get(dist)
+  package = plugin_packages().get(dist)
   checkout = source_checkout()
   if package is not None and checkout is not None and (
       checkout / "plugins" / package).is_dir():
