@@ -7,11 +7,13 @@ unbatched, symmetry, `diag(nngp) == cov1`, PSD, finiteness), and
 over wide finite networks built from the same layers' `init_fn`/`apply_fn`.
 The estimator comes from the registry (`nt-montecarlo`), so the core imports
 no plugin; without it the check fails with the install line.
+`check_every_layer_has_a_case` keeps a plugin's table of test cases in step
+with the layers it registers.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Iterable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -20,8 +22,42 @@ import numpy as np
 from ntcore.layer import Layer
 from ntcore.registry import get_registry
 
-__all__ = ["check_kernel_fn", "check_monte_carlo", "monte_carlo_estimate",
-           "psd_violation"]
+__all__ = ["check_every_layer_has_a_case", "check_kernel_fn",
+           "check_monte_carlo", "monte_carlo_estimate", "psd_violation"]
+
+
+def check_every_layer_has_a_case(plugin: str, cases: Iterable[str]) -> None:
+  """Asserts `cases` names exactly the layers plugin `plugin` registers.
+
+  A plugin's conformance tests keep a table of cases, one per layer; this
+  check makes a new layer without a case (or a case left behind by a removed
+  layer) fail, rather than go untested. It asks the registry of the loaded
+  plugins, so it also checks that the installed entry point registers them::
+
+      def test_every_registered_layer_has_a_case():
+        ntcore.testing.check_every_layer_has_a_case("nt-conv", CASES)
+
+  Args:
+    plugin: the plugin's distribution name (`"nt-conv"`), as the registry
+      attributes layers.
+    cases: the names that have a case (a dict's keys will do).
+
+  Raises:
+    AssertionError: naming the layers without a case and the cases without
+      a layer, or saying the plugin registers no layer at all (not
+      installed, or not selected by `NTCORE_LOAD_PLUGINS`).
+  """
+  cases = set(cases)
+  layers = get_registry().layers
+  registered = {s.name for s in layers.specs() if s.plugin == plugin}
+  assert registered, (
+      f"{plugin} registers no layers: is it installed, and selected if "
+      f"NTCORE_LOAD_PLUGINS is set? Loaded layer plugins: "
+      f"{', '.join(layers.plugins()) or 'none'}.")
+  missing, extra = sorted(registered - cases), sorted(cases - registered)
+  assert not missing and not extra, (
+      f"{plugin}: layers without a case: {missing or 'none'}; cases for "
+      f"layers it does not register: {extra or 'none'}.")
 
 
 def psd_violation(mat: np.ndarray) -> float:

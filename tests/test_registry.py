@@ -9,6 +9,7 @@ import pluggy
 import pytest
 
 import ntcore
+import ntcore.testing
 from ntcore import LayerNameClashError, LayerNotInstalledError, errors, stax
 from ntcore.registry import (LOAD_ENV, EstimatorSpec, LayerSpec, LoadError,
                              PluginLoadWarning, Registry, hookimpl,
@@ -326,6 +327,38 @@ def test_estimator_error_still_caught_by_except_layer_not_installed(
   assert isinstance(caught, errors.EstimatorNotInstalledError)
   assert isinstance(caught, AttributeError) and not hasattr(ntcore,
                                                              "linearize")
+
+
+# ntcore.testing.check_every_layer_has_a_case -----------------------------------
+
+
+def test_every_layer_has_a_case_passes_on_exactly_the_registered_names(
+    use_plugins):
+  use_plugins(fake_plugin("fake-a", ("Foo", 2.), ("Bar", 1.)),
+              fake_plugin("fake-b", ("Baz", 3.)))
+  ntcore.testing.check_every_layer_has_a_case("fake-a", {"Foo": 1, "Bar": 2})
+  ntcore.testing.check_every_layer_has_a_case("fake-b", ["Baz"])
+
+
+def test_every_layer_has_a_case_names_missing_and_extra_cases(use_plugins):
+  use_plugins(fake_plugin("fake-a", ("Foo", 2.), ("Bar", 1.)),
+              fake_plugin("fake-b", ("Baz", 3.)))
+  with pytest.raises(AssertionError, match=r"without a case: \['Bar'\]; "
+                     r"cases for layers it does not register: none"):
+    ntcore.testing.check_every_layer_has_a_case("fake-a", ["Foo"])
+  # Another plugin's layer is not this plugin's case.
+  with pytest.raises(AssertionError, match=r"without a case: none; cases "
+                     r"for layers it does not register: \['Baz'\]"):
+    ntcore.testing.check_every_layer_has_a_case("fake-a",
+                                                ["Foo", "Bar", "Baz"])
+
+
+def test_every_layer_has_a_case_says_when_the_plugin_is_not_loaded(
+    use_plugins):
+  use_plugins(fake_plugin("fake-a", ("Foo", 2.)))
+  with pytest.raises(AssertionError, match="nt-conv registers no layers: is "
+                     "it installed(.|\n)*Loaded layer plugins: fake-a"):
+    ntcore.testing.check_every_layer_has_a_case("nt-conv", ["Conv"])
 
 
 def test_trace_env_prints_each_one_plugin_hook_call(monkeypatch, capsys,

@@ -20,8 +20,6 @@ from hypothesis.extra import numpy as hnp
 import ntcore.testing
 from ntcore import get_registry, stax
 
-from nt_conv import plugin
-
 # name -> (layer factory, position): "first" (on the raw inputs, before a
 # Relu and the readout), "middle" (after Conv + Erf), "last" (after Conv + Erf,
 # with its own output read out by Dense), or "finite-only".
@@ -65,10 +63,7 @@ def network(name, width=4):
 cached_network = functools.lru_cache(maxsize=None)(network)
 
 def test_every_registered_layer_has_a_case():
-  names = {s.name for s in plugin.register_layers()}
-  assert names == set(CASES), (
-      f"missing cases: {sorted(names - set(CASES))}; "
-      f"cases for unregistered layers: {sorted(set(CASES) - names)}")
+  ntcore.testing.check_every_layer_has_a_case("nt-conv", CASES)
 
 
 def test_registry_attributes_layers_to_nt_conv():

@@ -16,8 +16,6 @@ from hypothesis.extra import numpy as hnp
 import ntcore.testing
 from ntcore import get_registry, stax
 
-from nt_dense import plugin
-
 # name -> (args, kwargs, layers before it); a nonlinearity gets Dense before it.
 CASES = {
     "Dense": ((3,), dict(W_std=1.3, b_std=0.2), []),
@@ -85,10 +83,7 @@ def network(name, width=WIDTH, b_std=0.2):
 cached_network = functools.lru_cache(maxsize=None)(network)
 
 def test_every_registered_layer_has_a_case():
-  names = {s.name for s in plugin.register_layers()}
-  assert names == set(CASES), (
-      f"missing cases: {sorted(names - set(CASES))}; "
-      f"cases for unregistered layers: {sorted(set(CASES) - names)}")
+  ntcore.testing.check_every_layer_has_a_case("nt-dense", CASES)
 
 
 def test_registry_attributes_layers_to_nt_dense():
