@@ -10,8 +10,9 @@ import importlib
 import importlib.metadata
 import importlib.util
 
-from ntcore.errors import (KernelRequirementError, LayerNameClashError,
-                           LayerNotInstalledError, NtcoreError, ShapeError)
+from ntcore.errors import (EstimatorNotInstalledError, KernelRequirementError,
+                           LayerNameClashError, LayerNotInstalledError,
+                           NtcoreError, PluginNotInstalledError, ShapeError)
 
 __version__ = importlib.metadata.version("ntcore-jax")
 
@@ -28,9 +29,9 @@ _LAZY = {
 }
 
 __all__ = [
-    "Diag", "GAUSSIAN_INPUT", "Kernel", "KernelFn", "KernelRequirementError",
-    "Layer", "LayerNameClashError", "LayerNotInstalledError", "Need",
-    "NtcoreError",
+    "Diag", "EstimatorNotInstalledError", "GAUSSIAN_INPUT", "Kernel",
+    "KernelFn", "KernelRequirementError", "Layer", "LayerNameClashError",
+    "LayerNotInstalledError", "Need", "NtcoreError", "PluginNotInstalledError",
     "Requirements", "ShapeError", "batch", "elementwise_layer", "get_registry",
     "load_kernel", "make_layer", "stax",
 ]

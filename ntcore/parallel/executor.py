@@ -31,7 +31,7 @@ from typing import (Any, Callable, Optional, Protocol, Sequence,
 
 import numpy as np
 
-from ntcore.errors import NtcoreError
+from ntcore.errors import NtcoreError, PluginNotInstalledError
 from ntcore.parallel import _call, _devices, _model
 from ntcore.parallel._blocks import Block
 from ntcore.parallel._store import BlockStore
@@ -43,7 +43,7 @@ class ExecutorError(NtcoreError, RuntimeError):
   """An executor that cannot run, or that lost blocks it was given."""
 
 
-class ExecutorNotInstalledError(NtcoreError, LookupError):
+class ExecutorNotInstalledError(PluginNotInstalledError):
   """`executor=` names an executor that no loaded plugin registers."""
 
 
