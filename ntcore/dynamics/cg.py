@@ -39,7 +39,12 @@ from ntcore.dynamics._preconditioner import (Preconditioner, pivoted_cholesky,
 from ntcore.errors import NtcoreError, PredictArgumentError
 
 AUTO_CG_SIZE = 20_000
-"""`solver="auto"` uses CG above this many training rows `P` (dense below)."""
+"""`solver="auto"` uses CG above this many training rows `P` (dense below).
+
+Memory decides, not time: at 20,000 rows the dense path holds about three
+`P^2` float64 arrays (9.6 GB) where PCG adds a few hundred MB; a
+factorization is still faster there on two cores (docs/iterative-solvers.md).
+"""
 
 AUTO_RANK = 512
 """The largest preconditioner rank when `CG(rank=None)`."""
