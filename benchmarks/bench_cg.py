@@ -6,9 +6,9 @@ x 2 - Dense, W_std=1.5, b_std=0.05) on `N` Gaussian inputs of dimension 16,
 points, float64.
 
 * **In memory, N = 20,000.** `gp_inference(k, y, 1e-3)("ntk", k_td)`:
-  Cholesky (`solver=None`, NT's way; above N = 10,000 SciPy's in-place
-  Cholesky, as JAX's crashed at 16,000-20,000) against PCG
-  (`solver="cg"`): time,
+  Cholesky (`solver=None`, NT's way; above N = 10,000 NumPy's Cholesky on
+  one thread, as threaded OpenBLAS crashed at 16,000-20,000 here) against
+  PCG (`solver="cg"`): time,
   the memory the solve adds to the process beyond the kernel itself, and
   the agreement of the means.
 * **On disk.** The kernel is written by `ntcore.batch(..., store=dir)` and
@@ -92,14 +92,16 @@ def run_case(case: str, n: int, store: str, out: str) -> dict:
   else:
     k = np.asarray(train_kernel(x))
     solver = "cg" if case == "cg" else None
-  if case == "scipy":  # the dense reference where JAX's Cholesky cannot go
+  if case == "scipy":  # the dense reference at sizes threaded OpenBLAS fails
     k = np.array(k)  # writable, for the in-place factorization
     before = _reset_peak()
     start = time.perf_counter()
     reg = DIAG_REG * np.trace(k) / n
     k[np.diag_indices(n)] += reg
-    mean = k_td @ scipy.linalg.cho_solve(
-        scipy.linalg.cho_factor(k, lower=True, overwrite_a=True), y)
+    low = np.linalg.cholesky(k)
+    del k
+    half = scipy.linalg.solve_triangular(low, y, lower=True)
+    mean = k_td @ scipy.linalg.solve_triangular(low.T, half, lower=False)
     seconds = time.perf_counter() - start
     np.save(out, mean)
     return dict(case=case, n=n, seconds=seconds,
@@ -124,11 +126,17 @@ def run_case(case: str, n: int, store: str, out: str) -> dict:
 
 
 def measure(case: str, n: int, store: str = "") -> tuple[dict, np.ndarray]:
+  env = dict(os.environ)
+  if case == "scipy":
+    # OpenBLAS 0.3.31's threaded Cholesky (potrf) crashed (SIGSEGV) at
+    # N = 16,000-20,000 on this machine, in NumPy, SciPy and jaxlib alike;
+    # single-threaded it runs.
+    env["OPENBLAS_NUM_THREADS"] = "1"
   with tempfile.TemporaryDirectory() as tmp:
     out = os.path.join(tmp, "mean.npy")
     proc = subprocess.run(
         [sys.executable, __file__, "--case", case, str(n), "--store", store,
-         "--out", out], check=True, capture_output=True, text=True)
+         "--out", out], check=True, capture_output=True, text=True, env=env)
     return json.loads(proc.stdout.strip().splitlines()[-1]), np.load(out)
 
 
@@ -141,9 +149,8 @@ def _row(r: dict, agree="") -> str:
 def tables(n_memory: int, n_disk: list[int]) -> None:
   print("case         N   time/s  added/MB   rss0/MB  iter  rank  "
         "max rel. diff")
-  # jaxlib 0.10.2's CPU Cholesky crashed (SIGSEGV, or heap corruption on
-  # exit) on float64 matrices of N = 16,000, 17,000 and 20,000 here, so
-  # above 10,000 the dense reference is SciPy's Cholesky, in place.
+  # Above 10,000 the dense reference is NumPy's Cholesky on one thread (see
+  # `measure`).
   dense, m_dense = measure("dense" if n_memory <= 10000 else "scipy",
                            n_memory)
   print(_row(dense))
