@@ -9,7 +9,8 @@ Everything a call decides before the rules run is here, in order:
    (`KernelFn.input_need`, a `requirements.Need`), starting from what the
    output must carry; the input kernel is built with exactly those blocks.
 3. **jit.** Array keywords are traced, the others are static; the whole
-   network runs as one `jax.jit` program.
+   network runs as one `jax.jit` program (with `NTCORE_SHARE_PROGRAMS=1`,
+   one shared by all networks of the same structure: `dispatch.py`).
 4. **Selection.** `get` names the fields to return; arrays are selected
    inside `jit` so unused ones are never computed (the NTK only when asked).
 """
@@ -24,7 +25,7 @@ import jax
 import numpy as np
 
 from ntcore import _finite
-from ntcore._network import inputs
+from ntcore._network import dispatch, inputs
 from ntcore.errors import KernelRequirementError
 from ntcore.kernel import GET_FIELDS, Kernel
 from ntcore.requirements import Need
@@ -93,13 +94,24 @@ def kernel_fn_call(self, x1_or_kernel, x2=None, get=None, **kwargs):
   dynamic, static_kwargs = _split_kwargs(kwargs)
   try:
     hash(static_kwargs)
-    forward = _jitted(self)
+    hashable = True
   except TypeError:  # an unhashable static keyword: run without jit
-    forward = functools.partial(_forward, self)
+    hashable = False
+  shared = dispatch.shares_programs() and not dispatch.is_traced(
+      (x1, x2, dynamic))
 
   def run(a, b, names_in):
-    return forward(a, b, dynamic, names=names_in, x2_is_none=b is None,
+    options = dict(names=names_in, x2_is_none=b is None,
                    static_kwargs=static_kwargs, **static)
+    if not hashable:
+      return _forward(self, a, b, dynamic, **options)
+    jitted = functools.partial(_jitted(self), **options)
+    if not shared:
+      return jitted(a, b, dynamic)
+    key = dispatch.signature(a, b, dynamic, names_in, static, static_kwargs)
+    return dispatch.shared_call(
+        self, functools.partial(_forward, self, **options), (a, b, dynamic),
+        key, jitted)
 
   if x2 is None or same is True:
     out = run(x1, None, _same_names(inside))
