@@ -7,13 +7,15 @@ import pytest
 
 
 @pytest.mark.slow
-def test_every_model_beats_chance_on_every_data_set(example):
+def test_every_model_beats_chance(example):
+  """On wine (3 classes, the smallest data set): the full-size script runs
+  the same code on all three."""
   mod = example("sklearn_benchmark")
   lines = []
   r = mod.run(n_train=40, n_test=60, splits=2,
               grid={"W_std": [1.0, 2.0], "diag_reg": [1e-2]},
-              svm_grid={"C": [1, 10]}, echo=lines.append)
-  chance = {"digits": 0.1, "breast cancer": 0.63, "wine": 0.4}
+              svm_grid={"C": [1, 10]}, names=["wine"], echo=lines.append)
+  chance = {"wine": 0.4}
   assert set(r["acc"]) == set(chance)
   for name, by_model in r["acc"].items():
     assert set(by_model) == set(mod.MODELS)
