@@ -21,8 +21,6 @@ process show the warm cost.
 
 import argparse
 import importlib
-import statistics
-import time
 
 import jax
 
@@ -30,6 +28,8 @@ jax.config.update("jax_enable_x64", False)
 
 # pylint: disable=wrong-import-position
 import numpy as np
+
+import _timing
 
 N_TRAIN, N_TEST, FEATURES, WIDTH = 100, 50, 16, 512
 
@@ -94,15 +94,9 @@ def main():
   stax = importlib.import_module(args.module + ".stax")
   predict = importlib.import_module(args.module + ".predict")
   del nt
-  times = []
-  for _ in range(1 + args.repeats):
-    start = time.perf_counter()
-    sweep(stax, predict, args.points)
-    times.append(time.perf_counter() - start)
-  print(f"{args.module}: {args.points}-point sweep, first (cold) "
-        f"{times[0]:.2f} s, warm median of {args.repeats} "
-        f"{statistics.median(times[1:]):.2f} s  "
-        f"[{', '.join(f'{t:.2f}' for t in times)}]")
+  _, summary = _timing.cold_and_warm(
+      lambda: sweep(stax, predict, args.points), args.repeats)
+  print(f"{args.module}: {args.points}-point sweep, {summary}")
 
 
 if __name__ == "__main__":

@@ -17,8 +17,6 @@ Not collected by the default test run (files are named `bench_*.py`). Run
 
 import argparse
 import importlib
-import statistics
-import time
 
 import jax
 
@@ -27,6 +25,8 @@ jax.config.update("jax_enable_x64", False)
 # pylint: disable=wrong-import-position
 import jax.numpy as jnp
 import numpy as np
+
+import _timing
 
 N, FEATURES, OUTPUTS, STEPS = 32, 32, 10, 20
 
@@ -71,14 +71,9 @@ def main():
   args = parser.parse_args()
   nt = importlib.import_module(args.module)
   stax = importlib.import_module(args.module + ".stax")
-  times = []
-  for _ in range(1 + args.repeats):
-    start = time.perf_counter()
-    losses = training_loop(nt, stax)
-    times.append(time.perf_counter() - start)
-  print(f"{args.module}: {STEPS}-step loop, first (cold) {times[0]:.2f} s, "
-        f"warm median of {args.repeats} {statistics.median(times[1:]):.2f} s"
-        f"  [{', '.join(f'{t:.2f}' for t in times)}]  loss {losses[0]:.4f}"
+  losses, summary = _timing.cold_and_warm(lambda: training_loop(nt, stax),
+                                         args.repeats)
+  print(f"{args.module}: {STEPS}-step loop, {summary}  loss {losses[0]:.4f}"
         f" -> {losses[-1]:.4f}")
 
 
