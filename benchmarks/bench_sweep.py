@@ -21,6 +21,8 @@ process show the warm cost.
 
 import argparse
 import importlib
+import os
+import sys
 
 import jax
 
@@ -29,7 +31,8 @@ jax.config.update("jax_enable_x64", False)
 # pylint: disable=wrong-import-position
 import numpy as np
 
-import _timing
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _timing  # pylint: disable=import-error
 
 N_TRAIN, N_TEST, FEATURES, WIDTH = 100, 50, 16, 512
 

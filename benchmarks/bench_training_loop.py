@@ -17,6 +17,8 @@ Not collected by the default test run (files are named `bench_*.py`). Run
 
 import argparse
 import importlib
+import os
+import sys
 
 import jax
 
@@ -26,7 +28,8 @@ jax.config.update("jax_enable_x64", False)
 import jax.numpy as jnp
 import numpy as np
 
-import _timing
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _timing  # pylint: disable=import-error
 
 N, FEATURES, OUTPUTS, STEPS = 32, 32, 10, 20
 
