@@ -159,3 +159,19 @@ def test_under_the_users_jit_and_grad(share):
                              kernel_fn(X, None, "nngp"), rtol=RTOL)
   grad = jax.grad(lambda x: kernel_fn(x, None, "nngp").sum())(X)
   assert grad.shape == X.shape and np.all(np.isfinite(grad))
+
+
+def test_large_calls_run_the_networks_own_program(share, monkeypatch):
+  monkeypatch.setattr(dispatch, "SMALL_CALL_ENTRIES", X.shape[0] ** 2)
+  kernel_fn = fc(1.3, 0.1, 1)
+  kernel_fn(X, None, "nngp")  # 25 entries: not below the bound
+  assert not shared_programs._programs  # pylint: disable=protected-access
+  kernel_fn(X[:4], None, "nngp")  # 16 entries: shared
+  assert len(shared_programs._programs) == 1  # pylint: disable=protected-access
+
+
+def test_input_entries_count_spatial_pairs():
+  images = np.zeros((3, 4, 5, 2))
+  assert dispatch.input_entries(images, images[:2], 0, -1, False) == 3 * 2 * 400
+  assert dispatch.input_entries(images, None, 0, -1, True) == 9 * 20
+  assert dispatch.input_entries([X, images], None, 0, -1, False) == 25 + 9 * 400

@@ -97,8 +97,11 @@ def kernel_fn_call(self, x1_or_kernel, x2=None, get=None, **kwargs):
     hashable = True
   except TypeError:  # an unhashable static keyword: run without jit
     hashable = False
-  shared = dispatch.shares_programs() and not dispatch.is_traced(
-      (x1, x2, dynamic))
+  shared = (dispatch.shares_programs()
+            and not dispatch.is_traced((x1, x2, dynamic))
+            and dispatch.input_entries(x1, x2, batch_axis, channel_axis,
+                                       diagonal_spatial)
+            < dispatch.SMALL_CALL_ENTRIES)
 
   def run(a, b, names_in):
     options = dict(names=names_in, x2_is_none=b is None,
