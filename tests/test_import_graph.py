@@ -17,9 +17,7 @@ names `b`, found with `ast`:
   but that surface. Imports inside such a `__getattr__` are not edges, and
   `importlib.import_module(...)` calls are not import statements.
 
-`KNOWN_CYCLES` names packages still being reorganised that hold cycles among
-their own modules; such a cycle is tolerated for now. Any other cycle fails,
-and so does a listed package that no longer holds one (remove it).
+Any cycle fails.
 """
 
 from __future__ import annotations
@@ -28,9 +26,6 @@ import ast
 import pathlib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1] / "ntcore"
-
-KNOWN_CYCLES = {"ntcore.dynamics"}
-
 
 def _modules(root: pathlib.Path) -> dict[str, pathlib.Path]:
   mods = {}
@@ -100,20 +95,10 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
   return found
 
 
-def _package(cycle) -> str | None:
-  """The listed package holding every module of `cycle`, if there is one."""
-  for package in KNOWN_CYCLES:
-    if all(m.startswith(package + ".") for m in cycle):
-      return package
-  return None
-
-
 def test_no_import_cycle_in_ntcore():
   found = cycles(import_graph())
-  new = [c for c in found if _package(c) is None]
-  assert not new, "import cycles:\n" + "\n".join(" -> ".join(c) for c in new)
-  stale = KNOWN_CYCLES - {_package(c) for c in found}
-  assert not stale, f"no cycle left in {stale}: remove from KNOWN_CYCLES"
+  assert not found, "import cycles:\n" + "\n".join(
+      " -> ".join(c) for c in found)
 
 
 def test_the_engine_imports_no_layer_or_combinator_module():

@@ -31,7 +31,7 @@ from ntcore.dynamics import _kernels
 from ntcore.dynamics._axes import Layout, make_2d
 from ntcore.dynamics._linalg import Regularizer, is_concrete
 from ntcore.dynamics.cg import CG, CGSolver, SolverArg, resolve
-from ntcore.dynamics.inference import Posterior, _finish
+from ntcore.dynamics._posterior import Posterior, _finish
 from ntcore.dynamics.operator import KernelOperator
 from ntcore.errors import PredictArgumentError
 

@@ -39,7 +39,7 @@ from ntcore.dynamics._linalg import (Regularizer, Spectrum, eager, is_concrete,
                                      spectrum)
 from ntcore.dynamics._kwargs import merge_kwargs
 from ntcore.dynamics.cg import SolverArg, resolve
-from ntcore.dynamics.inference import Gaussian, Posterior
+from ntcore.dynamics._posterior import Gaussian, Posterior
 
 Array = jnp.ndarray
 ArrayLike = Union[int, float, Array]
