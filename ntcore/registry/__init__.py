@@ -11,8 +11,9 @@ Plugins import `hookimpl` and the spec classes from here::
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from typing import Optional
+from typing import Iterator, Optional
 
 import pluggy
 
@@ -29,7 +30,7 @@ __all__ = [
     "EstimatorSpec", "ExecutorSpec", "GROUP", "LOAD_ENV", "LayerSpec",
     "LoadError", "OdeSolverSpec", "PluginLoadWarning", "Registry", "SpecRegistry",
     "get_registry", "hookimpl", "hookspec", "load_entry_points",
-    "new_manager", "register", "reset", "use_registry",
+    "new_manager", "register", "registry_holding", "reset", "use_registry",
 ]
 
 
@@ -95,6 +96,24 @@ def use_registry(registry: Optional[Registry]) -> Optional[Registry]:
   global _REGISTRY
   old, _REGISTRY = _REGISTRY, registry
   return old
+
+
+@contextlib.contextmanager
+def registry_holding(*plugins: tuple[str, object]) -> Iterator[Registry]:
+  """Inside the block, the global registry holds exactly `plugins`.
+
+  `plugins` are `(entry-point name, plugin module)` pairs, registered as
+  `register` does, so a plugin's tests resolve its names whatever else is
+  installed. The previous registry comes back after the block.
+  """
+  pm = new_manager()
+  for name, plugin in plugins:
+    register(pm, plugin, name)
+  previous = use_registry(Registry(pm))
+  try:
+    yield get_registry()
+  finally:
+    use_registry(previous)
 
 
 def reset() -> None:

@@ -77,13 +77,8 @@ def test_registers_the_dask_executor(plugin_registry):
 
 @pytest.fixture
 def plugin_registry():
-  pm = registry.new_manager()
-  registry.register(pm, plugin, "nt-dask")
-  previous = registry.use_registry(registry.Registry(pm))
-  try:
-    yield registry.get_registry()
-  finally:
-    registry.use_registry(previous)
+  with registry.registry_holding(("nt-dask", plugin)) as reg:
+    yield reg
 
 
 @pytest.mark.parametrize("symmetric", [True, False], ids=["sym", "pair"])

@@ -20,10 +20,5 @@ def ode_registry():
   """The global registry, for one test module, is a fresh manager holding
   only nt-ode (the name its entry point has), so `solver="dopri5"` resolves
   here whatever else is installed; the previous registry comes back after."""
-  pm = registry.new_manager()
-  registry.register(pm, plugin, "nt-ode")
-  previous = registry.use_registry(registry.Registry(pm))
-  try:
-    yield registry.get_registry()
-  finally:
-    registry.use_registry(previous)
+  with registry.registry_holding(("nt-ode", plugin)) as reg:
+    yield reg

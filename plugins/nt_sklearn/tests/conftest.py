@@ -21,11 +21,6 @@ def sklearn_registry():
   """The global registry, for one test module, is a fresh manager holding
   nt-dense and nt-sklearn (under their entry-point names); the previous
   registry comes back after."""
-  pm = registry.new_manager()
-  registry.register(pm, dense_plugin, "nt-dense")
-  registry.register(pm, plugin, "nt-sklearn")
-  previous = registry.use_registry(registry.Registry(pm))
-  try:
-    yield registry.get_registry()
-  finally:
-    registry.use_registry(previous)
+  with registry.registry_holding(("nt-dense", dense_plugin),
+                                 ("nt-sklearn", plugin)) as reg:
+    yield reg
