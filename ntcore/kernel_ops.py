@@ -53,7 +53,16 @@ def elementwise(k: Kernel, fn: DualFn,
   var1 = variances(k.cov1, db, ds, n_sp)
   var2 = var1 if k.cov2 is None else variances(k.cov2, db, ds, n_sp)
   a, b = pair(var1, var2, ds, one_batch_axis=False)
-  nngp, ntk = fn(k.nngp, a, b, k.ntk)
+  cov = k.nngp
+  if k.x1_is_x2 and db:
+    # The same-example entries of nngp and the variances in cov1 hold the
+    # same number, but were computed by different fused loops, which may
+    # round it differently (one of them through an FMA). At correlation 1 a
+    # one-ulp gap is amplified to sqrt(eps) by the duals of ReLU-like maps
+    # (the NTK's factor E[phi'(u) phi'(v)] has an infinite slope there), so
+    # the dual sees the variances themselves on the diagonal.
+    cov = set_batch_diagonal(cov, k.cov1)
+  nngp, ntk = fn(cov, a, b, k.ntk)
 
   def own(cov, var):
     if cov is None:
@@ -78,6 +87,30 @@ def set_batch_diagonal(mat: Array, diag: Array) -> Array:
   """`mat[i, i, ...] = diag[i, ...]` for `mat: (n, n, ...)`, `diag: (n, ...)`."""
   idx = jnp.arange(mat.shape[0])
   return mat.at[idx, idx].set(diag)
+
+
+def gram(cov: Array, var_a: Array, var_b: Array) -> Array:
+  """`q1 q2 - c^2`, the Gram determinant of two inputs, with one guarantee:
+  it is exactly 0 where `c == q1 == q2` bit for bit (the same example twice).
+
+  Written `q1 * q2 - c * c`, it is not: XLA's CPU backend contracts a
+  product and a sum into one fused multiply-add, `fma(q1, q2, -(c * c))`,
+  whose result is the rounding error of `c * c`, about `eps c^2`, not 0.
+  Duals of ReLU-like maps take its square root, so that error becomes
+  `sqrt(eps)` ~ 1e-8 on the NTK diagonal, and whether a program is fused
+  this way depends on what else is in it. Here
+
+      q1 q2 - c^2 = (s - c) (s + c),   s = sqrt(q1 q2),
+
+  has no product feeding a sum, and `sqrt(fl(c * c)) == |c|` exactly in
+  binary floating point, so the same example gives `(|c| - c) (|c| + c) =
+  0`. Elsewhere it is as accurate as the product form (`s` carries one
+  rounding, `~ eps q1 q2` in the result). Where `q1 q2 <= 0` it is `-c^2`.
+  """
+  prod = var_a * var_b
+  pos = prod > 0
+  s = jnp.where(pos, jnp.sqrt(jnp.where(pos, prod, 1)), 0)
+  return (s - cov) * (s + cov)
 
 
 def safe_sqrt(x: Array) -> Array:

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import ntcore as nt
-from ntcore import stax
+from ntcore import kernel_ops, stax
+from ntcore._network import dispatch
 
 X = np.random.RandomState(0).normal(size=(6, 3))
 
@@ -99,3 +100,34 @@ def test_derivatives_at_x_given_twice_see_both_arguments(phi, get):
   # leave ~|d| = 1e-3, a halved second derivative ~|d|^2 = 1e-6.
   assert err < 1e-7
 
+
+
+def test_gram_is_exactly_zero_for_the_same_example_in_any_fusion():
+  """`q1 q2 - c^2` written as products is fused by XLA's CPU backend into
+  an FMA that leaves the rounding error of `c^2`; `kernel_ops.gram` must be
+  0 bit for bit wherever `c == q1 == q2`, alone or inside a larger fused
+  expression, and agree with the product form elsewhere."""
+  c = np.geomspace(1e-30, 1e30, 2001) * np.random.RandomState(3).uniform(
+      1, 2, 2001)
+  alone = jax.jit(kernel_ops.gram)(c, c, c)
+  fused = jax.jit(lambda v: kernel_ops.gram(3 * v + 1, 3 * v + 1, 3 * v + 1)
+                  * v + v * v)(c)
+  np.testing.assert_array_equal(alone, 0.)
+  np.testing.assert_array_equal(fused, c * c)
+  q1, q2 = c, c[::-1]
+  cov = 0.7 * np.sqrt(q1 * q2)
+  np.testing.assert_allclose(jax.jit(kernel_ops.gram)(cov, q1, q2),
+                             q1 * q2 - cov ** 2, rtol=1e-14)
+
+
+def test_diagonal_is_exact_in_a_program_shared_by_structure(kernel_fn,
+                                                            monkeypatch):
+  """A program with the hyper-parameters as arguments fuses differently from
+  one with them baked in; the NTK's same-example entries must still come
+  out bit for bit the same (they go through the ReLU angle at correlation
+  exactly 1), and the rest agree to round-off."""
+  want = np.asarray(jax.jit(kernel_fn, static_argnames="get")(X, None, "ntk"))
+  monkeypatch.setenv(dispatch.SHARE_PROGRAMS_ENV, "1")
+  got = np.asarray(kernel_fn(X, None, "ntk"))
+  np.testing.assert_array_equal(np.diag(got), np.diag(want))
+  np.testing.assert_allclose(got, want, rtol=1e-13)

@@ -149,7 +149,7 @@ def _symmetric_frame(cov, var_a, var_b):
   var_a, var_b = jnp.maximum(var_a, 0.), jnp.maximum(var_b, 0.)
   bound = _sqrt0(var_a * var_b)
   cov = jnp.clip(cov, -bound, bound)
-  s = _sqrt0(var_a * var_b - cov ** 2)
+  s = _sqrt0(kernel_ops.gram(cov, var_a, var_b))
   t = _sqrt0(var_a + var_b + 2 * s)
   inv_t = jnp.where(t > 0, 1. / jnp.where(t > 0, t, 1.), 0.)
   return (var_a + s) * inv_t, cov * inv_t, cov * inv_t, (var_b + s) * inv_t

@@ -61,7 +61,8 @@ def Gaussian(a: float = 1., b: float = -1.):
   """
 
   def dual(cov, var_a, var_b, ntk):
-    det = 1 - 2 * b * (var_a + var_b) + 4 * b ** 2 * (var_a * var_b - cov ** 2)
+    det = (1 - 2 * b * (var_a + var_b)
+           + 4 * b ** 2 * kernel_ops.gram(cov, var_a, var_b))
     root = jnp.sqrt(det)
     out = a ** 2 / root
     ntk_out = None if ntk is None else ntk * (4 * a ** 2 * b ** 2 * cov /

@@ -120,7 +120,7 @@ def Rbf(gamma: float = 1.0):
 def _gabor_dual():
   def fn(cov, var_a, var_b, ntk):
     s = var_a + var_b
-    delta = 4 * (var_a * var_b - cov ** 2)
+    delta = 4 * kernel_ops.gram(cov, var_a, var_b)
     det = 1 + 2 * s + delta  # det(I + 2 S)
     # (E- - E+) / (2 sqrt(det)), E+- = exp(-(s + delta +- 2c) / (2 det)),
     # with the larger exponential factored out and expm1 for the rest.

@@ -176,7 +176,7 @@ def _rectified_dual(degree: int):
   """The dual of `max(x, 0)^degree`: the arc-cosine kernel of that order."""
   coefs = [_arccos_coefficients(n) for n in range(degree + 1)]
 
-  def arccos_kernel(n, cov, prod):
+  def arccos_kernel(n, cov, prod, gram):
     # (1 / 2 pi) (q1 q2)^(n/2) J_n(theta), with J_n = a_n (pi - theta) + b_n sin.
     root = jnp.sqrt(prod)
     # A zero-norm input has prod = cov = 0: take cos = 0 there instead of 0/0.
@@ -185,17 +185,17 @@ def _rectified_dual(degree: int):
     out = _homogeneous(a, n, cov, prod) * (np.pi - jnp.arccos(cos))
     if n > 0:
       out = out + _homogeneous(b, n - 1, cov, prod) * kernel_ops.safe_sqrt(
-          prod - cov ** 2)
+          gram)
     return out / (2 * np.pi)
 
   def fn(cov, var_a, var_b, ntk):
-    prod = var_a * var_b
-    nngp = arccos_kernel(degree, cov, prod)
+    prod, gram = var_a * var_b, kernel_ops.gram(cov, var_a, var_b)
+    nngp = arccos_kernel(degree, cov, prod, gram)
     if ntk is None:
       return nngp, None
     if degree == 0:  # phi' = 0 almost everywhere (NT's convention too)
       return nngp, jnp.zeros_like(ntk)
-    return nngp, ntk * degree ** 2 * arccos_kernel(degree - 1, cov, prod)
+    return nngp, ntk * degree ** 2 * arccos_kernel(degree - 1, cov, prod, gram)
 
   dfact = float(np.prod(np.arange(2 * degree - 1, 0, -2, dtype=float)))
 

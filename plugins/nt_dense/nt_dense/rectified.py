@@ -34,15 +34,16 @@ def _abrelu_dual(a: float, b: float):
 
   def angle(cov, var_a, var_b):
     # theta = atan2(sqrt(q1 q2 - c^2), c): exactly 0 for the same example
-    # twice (q1 q2 == c^2 bit for bit), where arccos(c / sqrt(q1 q2)) turns
-    # the round-off of the quotient into sqrt(eps). A zero-norm input has
+    # twice (`kernel_ops.gram` is exactly 0 there, under any fusion), where
+    # arccos(c / sqrt(q1 q2)) turns the round-off of the quotient into
+    # sqrt(eps). A zero-norm input has
     # q1 q2 = c = 0: theta = pi / 2 there, with an argument that is never
     # (0, 0) (so no NaN in derivatives).
     # At theta = 0 the NTK has a cusp (theta ~ |x2 - x1|): its derivative
     # there is taken as 0, the symmetric one.
     prod = var_a * var_b
     pos = prod > 0
-    gram = prod - cov ** 2
+    gram = kernel_ops.gram(cov, var_a, var_b)
     open_ = gram > 0
     root_gram = jnp.where(open_, jnp.sqrt(jnp.where(open_, gram, 1.)), 0.)
     theta = jnp.where(pos, jnp.arctan2(jnp.where(pos, root_gram, 1.),

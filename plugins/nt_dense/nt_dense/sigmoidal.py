@@ -52,7 +52,7 @@ def _gram(cov, var_a, var_b):
   qa, qb, cc = var_a / m, var_b / m, cov / m
   prod = qa * qb
   ok = prod > 0
-  g = (prod - cc * cc) / jnp.where(ok, prod, 1)
+  g = kernel_ops.gram(cc, qa, qb) / jnp.where(ok, prod, 1)
   # Round-off negatives become 0 by `where`, not `clip`: at the minimum g = 0
   # (x1 == x2) clip's derivative is 1/2, which would halve the kernel's second
   # derivatives there.
