@@ -39,21 +39,23 @@ compiled program and XLA's buffers and temporaries.
 
 The growth exponent of a curve is the least-squares slope of log(value)
 against log(size) over the upper half of the sizes that module completed
-(at least two points): for an N x N covariance, time and memory both grow as
-N^2 once N is large enough to hide fixed costs.
+(at least two points): for the N x N covariances of fc and myrtle, time and
+memory both tend to N^2 once N is large enough to hide fixed costs.
 
-Run (about 20-40 minutes on 2 cores for both modules and all sizes):
+Run (about 10-15 minutes on 2 cores for both modules and all sizes):
 
   python benchmarks/bench_growth.py --json-out growth.jsonl \\
       --md-out docs/figures/growth.md --figure docs/figures/growth.svg
   python benchmarks/bench_growth.py --modules ntcore -w fc --quick
+  python benchmarks/bench_growth.py --replot growth.jsonl --figure f.svg
 
 NT's interpreter: `--nt-python`, else $NTCORE_BENCH_NT_PYTHON, else
 `.bench/venv-nt/bin/python` (in the current directory or the repository root)
 if it exists, else /tmp/venv-nt/bin/python. Output: one JSON line per run
 (`--json-out`, appended), a markdown table on stdout (`--md-out` writes it
 with a header naming the date, `nproc` and the load average at start and
-end) and a log-log figure (`--figure`, matplotlib).
+end) and a log-log figure (`--figure`, matplotlib); `--replot` redraws the
+table and figure from a JSON-lines file without running anything.
 """
 import argparse
 import json
@@ -331,6 +333,7 @@ def plot(results, wls, mods, path, title):
   import matplotlib  # pylint: disable=import-outside-toplevel
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  from matplotlib import ticker  # pylint: disable=import-outside-toplevel
   plt.rcParams['svg.fonttype'] = 'none'
   plt.rcParams['svg.hashsalt'] = 'ntcore-growth'  # stable ids: small diffs
   fig, axes = plt.subplots(len(wls), 2, figsize=(9, 2.8 * len(wls) + 0.6),
@@ -349,15 +352,21 @@ def plot(results, wls, mods, path, title):
         if pts:
           e = exponent([r for (w2, _, m2), r in results.items()
                         if w2 == w and m2 == m], key)
-          lab = LABELS[m] + (f' (slope {e:.2f})' if e is not None else '')
+          lab = LABELS[m] + (f' (upper slope {e:.2f})' if e is not None else '')
           ax.plot([p[0] for p in pts], [p[1] for p in pts], label=lab,
                   **style[m])
       ax.set_xscale('log')
       ax.set_yscale('log')
+      ax.set_xticks(sorted({s for (w2, s, _) in results if w2 == w}))
+      ax.xaxis.set_major_formatter(ticker.FormatStrFormatter('%d'))
+      ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+      ax.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1, 2, 5)))
+      ax.yaxis.set_major_formatter(ticker.FormatStrFormatter('%g'))
+      ax.yaxis.set_minor_formatter(ticker.NullFormatter())
       ax.set_xlabel(f'{WORKLOADS[w][2]} ({w})')
       ax.set_ylabel(ylabel)
       ax.set_title(WORKLOADS[w][3], fontsize=8)
-      ax.grid(True, which='both', alpha=0.3)
+      ax.grid(True, which='major', alpha=0.3)
       if ax.lines:
         ax.legend(fontsize=8)
   fig.suptitle(title, fontsize=10)
@@ -369,6 +378,24 @@ def plot(results, wls, mods, path, title):
 
 def loadavg():
   return ' '.join(f'{v:.2f}' for v in os.getloadavg())
+
+
+def replot(args, wls, mods):
+  """Tables and figure from a JSON-lines file that an earlier run wrote."""
+  with open(args.replot) as fh:
+    recs = [json.loads(l) for l in fh if l.strip()]
+  results = {(r['workload'], r['size'], r['module']): r for r in recs
+             if r['workload'] in wls and r['module'] in mods}
+  mods = [m for m in mods if any(k[2] == m for k in results)]
+  date = time.strftime('%Y-%m-%d', time.localtime(os.path.getmtime(args.replot)))
+  table, _ = tables(results, wls, mods)
+  print(table, flush=True)
+  if not args.no_figure and args.figure:
+    plot(results, wls, mods, args.figure,
+         f'Cost growth, {" vs ".join(LABELS[m] for m in mods)} - '
+         f'{os.cpu_count()} CPUs, {date}')
+    print(f'figure: {args.figure}', flush=True)
+  return 0
 
 
 def main():
@@ -393,6 +420,9 @@ def main():
   ap.add_argument('--figure', default=os.path.join(ROOT, 'docs', 'figures',
                                                    'growth.svg'))
   ap.add_argument('--no-figure', action='store_true')
+  ap.add_argument('--replot', default=None, metavar='JSONL',
+                  help='run nothing: tabulate and plot the records of a '
+                  'previous --json-out file')
   ap.add_argument('--worker', default=None, help=argparse.SUPPRESS)
   ap.add_argument('--size', type=int, default=None, help=argparse.SUPPRESS)
   ap.add_argument('--module', default=None, help=argparse.SUPPRESS)
@@ -409,6 +439,8 @@ def main():
       ap.error(f'unknown module {m!r}: choose from {", ".join(MODULES)}')
   mods = [m for m in MODULES if m in mods]  # NT first, always
   sizes = [int(s) for s in args.sizes.split(',')] if args.sizes else None
+  if args.replot:
+    return replot(args, wls, mods)
   pythons = {m: (nt_python(args) if m == 'neural_tangents' else sys.executable)
              for m in mods}
   start, load0 = time.time(), loadavg()
@@ -451,6 +483,7 @@ def main():
   table, _ = tables(results, wls, mods)
   print('\n' + header + '\n\n' + table, flush=True)
   if args.md_out:
+    os.makedirs(os.path.dirname(os.path.abspath(args.md_out)), exist_ok=True)
     with open(args.md_out, 'w') as fh:
       fh.write('# Cost growth: ntcore vs NT 0.6.5\n\n' + header + '\n\n'
                'Produced by `benchmarks/bench_growth.py`; exponents are '
