@@ -380,6 +380,16 @@ def loadavg():
   return ' '.join(f'{v:.2f}' for v in os.getloadavg())
 
 
+def figure(args, results, wls, mods, day):
+  """Draws `--figure` (unless `--no-figure`), titled with the machine and day."""
+  if not args.no_figure and args.figure:
+    plot(results, wls, mods, args.figure,
+         f'Cost growth, {" vs ".join(LABELS[m] for m in mods)} - '
+         f'{os.cpu_count()} CPUs, {day}')
+    print(f'figure: {args.figure}', flush=True)
+  return 0
+
+
 def replot(args, wls, mods):
   """Tables and figure from a JSON-lines file that an earlier run wrote."""
   with open(args.replot) as fh:
@@ -390,12 +400,7 @@ def replot(args, wls, mods):
   date = time.strftime('%Y-%m-%d', time.localtime(os.path.getmtime(args.replot)))
   table, _ = tables(results, wls, mods)
   print(table, flush=True)
-  if not args.no_figure and args.figure:
-    plot(results, wls, mods, args.figure,
-         f'Cost growth, {" vs ".join(LABELS[m] for m in mods)} - '
-         f'{os.cpu_count()} CPUs, {date}')
-    print(f'figure: {args.figure}', flush=True)
-  return 0
+  return figure(args, results, wls, mods, date)
 
 
 def main():
@@ -489,12 +494,7 @@ def main():
                'Produced by `benchmarks/bench_growth.py`; exponents are '
                'log-log slopes over the upper half of the sizes.\n\n'
                + table + '\n')
-  if not args.no_figure and args.figure:
-    plot(results, wls, mods, args.figure,
-         f'Cost growth, {" vs ".join(LABELS[m] for m in mods)} - '
-         f'{os.cpu_count()} CPUs, {date[:10]}')
-    print(f'figure: {args.figure}', flush=True)
-  return 0
+  return figure(args, results, wls, mods, date[:10])
 
 
 if __name__ == '__main__':
