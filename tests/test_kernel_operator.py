@@ -208,26 +208,73 @@ _SOLVE = textwrap.dedent("""
 """) % (N, N)
 
 
-def smooth_kernel_fn(x1, x2=None, get=None):
-  """`kernel_fn` at length scale 3: a fast-decaying spectrum, so that the
-  solve takes few passes over the disk."""
-  return kernel_fn(x1 / 3., None if x2 is None else x2 / 3., get)
+# Fills the store with `assemble=False`: the process holds blocks, never the
+# kernel. The kernel is RBF at length scale 3 (`kernel_fn`'s NNGP of x / 3):
+# a fast-decaying spectrum, so that the solve takes few passes over the disk.
+_FILL = textwrap.dedent("""
+    import sys, json
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    import numpy as np
+    import ntcore as nt
+    def kb(key):
+      with open("/proc/self/status") as f:
+        line = next(l for l in f if l.startswith(key + ":"))
+      return int(line.split()[1]) / 1024
+    def smooth_kernel_fn(x1, x2=None, get=None):
+      x1 = x1 / 3.
+      x2 = x1 if x2 is None else x2 / 3.
+      return jnp.exp(-jnp.sum((x1[:, None] - x2[None]) ** 2, axis=-1) / 2.)
+    x = np.random.default_rng(3).standard_normal((%d, 3))
+    def fill(path, n):
+      return nt.batch(smooth_kernel_fn, %d, store=path, progress=False,
+                      assemble=False)(x[:n], None, "nngp")
+    fill(sys.argv[1] + ".warm", 2 * %d)  # compiles the same block programs
+    with open("/proc/self/clear_refs", "w") as f:
+      f.write("5")
+    before = kb("VmRSS")
+    out = fill(sys.argv[1], len(x))
+    print(json.dumps(dict(before=before, after=kb("VmHWM"), none=out is None)))
+""") % (N, BLOCK, BLOCK)
+
+
+def _stats(script: str, path: str) -> dict:
+  out = subprocess.run([sys.executable, "-c", script, path], check=True,
+                       capture_output=True, text=True, timeout=600)
+  import json  # pylint: disable=import-outside-toplevel
+  return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"),
                     reason="peak memory is read from Linux's /proc")
-def test_a_store_on_disk_is_solved_in_bounded_memory(tmp_path):
-  rng = np.random.default_rng(3)
-  x = rng.standard_normal((N, 3))
-  path = str(tmp_path / "big.blocks")
-  nt.batch(smooth_kernel_fn, BLOCK, store=path, progress=False)(x, None,
-                                                                "nngp")
-  out = subprocess.run([sys.executable, "-c", _SOLVE, path], check=True,
-                       capture_output=True, text=True, timeout=600)
-  import json  # pylint: disable=import-outside-toplevel
-  stats = json.loads(out.stdout.strip().splitlines()[-1])
-  assert stats["finite"] and stats["res"] <= 1e-10 and stats["it"] >= 2
+def test_a_store_on_disk_is_written_and_solved_in_bounded_memory(tmp_path):
   kernel_mb = N * N * 8 / 2**20
   assert kernel_mb > 10 * BOUND_MB
+  path = str(tmp_path / "big.blocks")
+  written = _stats(_FILL, path)
+  assert written["none"]
+  assert written["after"] - written["before"] <= BOUND_MB, written
+  stats = _stats(_SOLVE, path)
+  assert stats["finite"] and stats["res"] <= 1e-10 and stats["it"] >= 2
   assert stats["after"] - stats["before"] <= BOUND_MB, stats
+
+
+def test_assemble_false_only_fills_the_store(data, store, tmp_path):
+  path = str(tmp_path / "only.blocks")
+  batched = nt.batch(kernel_fn, 16, store=path, progress=False,
+                     assemble=False)
+  assert batched(data[0], None, ("nngp", "ntk")) is None
+  assert batched.last_run == dict(total=10, computed=10, loaded=0)
+  for get in ("nngp", "ntk"):
+    np.testing.assert_array_equal(
+        predict.KernelOperator.from_store(path, get).to_array(),
+        predict.KernelOperator.from_store(store, get).to_array())
+  # Run again: every block is found in the store, none is computed.
+  assert batched(data[0], None, ("nngp", "ntk")) is None
+  assert batched.last_run == dict(total=10, computed=0, loaded=10)
+  with pytest.raises(nt.errors.BatchError, match="needs store="):
+    nt.batch(kernel_fn, 16, assemble=False)
+  with pytest.raises(nt.errors.BatchError, match="batch_size > 0"):
+    nt.batch(kernel_fn, 0, store=path, assemble=False)

@@ -57,8 +57,8 @@ StoreLike = Union[None, str, "os.PathLike", _store.BlockStore]
 def batch(kernel_fn: Callable[..., Any], batch_size: int = 0,
           device_count: int = -1, store_on_device: bool = True, *,
           store: StoreLike = None, progress: Optional[bool] = None,
-          executor: "str | _executor.Executor | None" = None
-          ) -> Callable[..., Any]:
+          executor: "str | _executor.Executor | None" = None,
+          assemble: bool = True) -> Callable[..., Any]:
   """Returns `kernel_fn` computed in blocks, over devices, resumably.
 
   Works for any `kernel_fn(x1, x2=None, *args, **kwargs)` whose outputs are
@@ -100,6 +100,10 @@ def batch(kernel_fn: Callable[..., Any], batch_size: int = 0,
       local one needs `batch_size > 0` and concrete inputs; give it a
       `store=` on a file system its workers share, so that finished blocks
       are written there by the workers (and survive a killed client).
+    assemble: False (with `store=`): only fill the store; the call returns
+      None, and the process never holds more than the blocks in flight, so
+      a kernel larger than memory can be computed. Read it back block by
+      block with `predict.KernelOperator.from_store(store, get)`.
 
   Returns:
     `batched(x1_or_kernel, x2=None, *args, **kwargs)` with the same result
@@ -130,6 +134,11 @@ def batch(kernel_fn: Callable[..., Any], batch_size: int = 0,
   name = getattr(runner, "name", None) or repr(runner)
   if not local and batch_size == 0:
     raise BatchError(_EXECUTOR_NEEDS_BLOCKS.format(executor=name))
+  if not assemble and (store is None or batch_size == 0):
+    raise BatchError(
+        "assemble=False keeps the kernel only in the block store, so it "
+        "needs store= and a batch_size > 0, e.g. "
+        "batch(kernel_fn, 1000, store='kernel_blocks', assemble=False).")
   runners: dict = {}
 
   @functools.wraps(kernel_fn, assigned=("__module__", "__name__",
@@ -151,7 +160,7 @@ def batch(kernel_fn: Callable[..., Any], batch_size: int = 0,
                     store_on_device or traced)
     run = _Run(kernel_fn, int(batch_size), devices, store_on_device, store,
                progress, runners, traced, x1_or_kernel, x2, args, kwargs,
-               runner)
+               runner, assemble)
     out = run.compute()
     batched.last_run = run.counts
     return out
@@ -190,6 +199,13 @@ def _place(out, on_device: bool):
   return jax.device_put(out, cpu)
 
 
+class _NoAssembler:
+  """Stands in for `_assemble.Assembler` when blocks go to the store only."""
+
+  def put(self, block, arrays) -> None:
+    del block, arrays
+
+
 def _is_kernel_input(x) -> bool:
   if isinstance(x, (list, tuple)):
     return bool(x) and all(_is_kernel_input(k) for k in x)
@@ -201,7 +217,7 @@ class _Run:
 
   def __init__(self, kernel_fn, batch_size, devices, store_on_device,
                store, progress, runners, traced, x1, x2, args, kwargs,
-               executor):
+               executor, assemble=True):
     self.kernel_fn = kernel_fn
     self.batch_size = batch_size
     self.devices = devices
@@ -211,6 +227,7 @@ class _Run:
     self.runners = runners
     self.traced = traced
     self.executor = executor
+    self.assemble = assemble
     self.original = (x1, x2, args, kwargs)
     self.symmetric = _split.is_none(x2)
     axis = 0
@@ -308,7 +325,7 @@ class _Run:
   def compute(self):
     grid = self._grid()
     if (grid.shape == (1, 1) and len(self.devices) == 1
-        and self.store is None and isinstance(self.executor, LocalExecutor)):
+        and self.store is None and self.assemble and isinstance(self.executor, LocalExecutor)):
       # One block: the kernel function itself, on the inputs as given.
       x1, x2, args, kwargs = self.original
       self.counts = dict(total=1, computed=1, loaded=0)
@@ -323,10 +340,13 @@ class _Run:
     if self.symmetric and not mirror:
       t = grid.shape[0]
       blocks += [Block(i, j, False) for i in range(t) for j in range(i)]
-    assembler = _assemble.Assembler(
-        grid, tleaves, jax.tree_util.tree_leaves(template),
-        _pair_index(tleaves, leaves.get("p")) if self.symmetric else {},
-        mirror, traced=self.traced)
+    if self.assemble:
+      assembler = _assemble.Assembler(
+          grid, tleaves, jax.tree_util.tree_leaves(template),
+          _pair_index(tleaves, leaves.get("p")) if self.symmetric else {},
+          mirror, traced=self.traced)
+    else:  # the store only: no n1 x n2 buffers
+      assembler = _NoAssembler()
 
     loaded = []
     if self.store is not None:
@@ -373,6 +393,8 @@ class _Run:
                                    if self.store is not None else "."))
     self.counts = dict(total=len(blocks), computed=len(pending),
                        loaded=len(loaded))
+    if not self.assemble:
+      return None
     return self._finish(template, assembler.buffers)
 
   def _manifest(self, grid: Grid, shapes: dict, mirror: bool) -> dict:
