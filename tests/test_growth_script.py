@@ -27,8 +27,9 @@ def test_growth_script_records_times_memory_and_writes_the_figure(tmp_path):
     assert r["compile_first_s"] > 0 and r["steady_median_s"] > 0
     assert r["hwm_reset"] is True
     assert math.isfinite(r["mem_above_base_mb"]) and r["mem_above_base_mb"] > 0
-  # The larger kernel costs more time: a 2x larger N is 4x the entries.
-  assert recs[1]["steady_median_s"] > recs[0]["steady_median_s"]
+  # Times are reported, never compared here (the machine may be shared);
+  # the memory of a 4x larger kernel is: its output alone is 12 MB more.
+  assert recs[1]["mem_above_base_mb"] > recs[0]["mem_above_base_mb"]
   text = md.read_text()
   assert "| fc | N=500 |" in text and "| fc | N=1000 |" in text
   assert "neural_tangents" not in done.stdout and "NT 0.6.5 first" not in text
