@@ -1,6 +1,11 @@
 """scikit-learn's estimator checks on the four estimators.
 
-Each check that does not pass is listed with its reason. The set takes
+All of them pass. `check_methods_sample_order_invariance` used to fail for
+the NTK estimators: predicting on the training inputs in another order pairs
+an input with itself by the cross formula, whose ReLU angle lost half its
+digits to a fused multiply-add in `q1 q2 - c^2` (~1e-8 after inverting the
+lightly regularized kernel, above the check's atol of 1e-9);
+`ntcore.kernel_ops.gram` is exact where `c == q1 == q2`. The set takes
 ~40 s of CPU (JAX compiles the kernels once per padded input shape), so it
 is marked slow.
 """
@@ -15,23 +20,7 @@ ESTIMATORS = [NTKRegressor(), NNGPRegressor(), NTKClassifier(),
               NNGPClassifier()]
 
 
-SAME_INPUT_ROUND_OFF = (
-    "predicting on the training inputs in another order: the test-train "
-    "NTK then pairs an input with itself by the cross formula (not as the "
-    "same example), whose ReLU angle is exact only to sqrt(eps); the NTK is "
-    "linear in that angle, and inverting the lightly regularized kernel "
-    "(diag_reg=1e-4) amplifies it to ~1e-8, above the check's atol of 1e-9")
-
-
-def expected_failed_checks(estimator):
-  """Checks the NTK estimators fail, with the reason (NNGP: none)."""
-  if estimator.kind == "ntk":
-    return {"check_methods_sample_order_invariance": SAME_INPUT_ROUND_OFF}
-  return {}
-
-
 @pytest.mark.slow
-@parametrize_with_checks(ESTIMATORS,
-                         expected_failed_checks=expected_failed_checks)
+@parametrize_with_checks(ESTIMATORS)
 def test_sklearn_estimator_checks(estimator, check):
   check(estimator)
