@@ -46,6 +46,12 @@ class NeuralKernelEstimator(BaseEstimator):
       units of the kernel's mean diagonal (False).
     batch_size: 0: kernels in one call; > 0: through `ntcore.batch` in
       `batch_size x batch_size` blocks, for large training sets.
+    solver: how the posterior applies `(K + reg)^{-1}` at infinite time
+      (`t=None`): None or "dense" (a Cholesky factorization), "cg"
+      (preconditioned conjugate gradients, for training sets too large to
+      factor), "auto", or `ntcore.predict.CG(...)`; see
+      `ntcore.predict.gp_inference`. CG's convergence records are in
+      `cg_records_` after fit.
   """
 
   kind = "ntk"
@@ -54,7 +60,7 @@ class NeuralKernelEstimator(BaseEstimator):
                b_std: float = 0.05, nonlinearity: str = "Relu",
                network_params: Optional[dict] = None, t: Optional[float] = None,
                diag_reg: float = 1e-4, diag_reg_absolute_scale: bool = False,
-               batch_size: int = 0):
+               batch_size: int = 0, solver: Any = None):
     self.network = network
     self.depth = depth
     self.W_std = W_std
@@ -65,6 +71,7 @@ class NeuralKernelEstimator(BaseEstimator):
     self.diag_reg = diag_reg
     self.diag_reg_absolute_scale = diag_reg_absolute_scale
     self.batch_size = batch_size
+    self.solver = solver
 
   # Building -----------------------------------------------------------------
 
@@ -88,6 +95,10 @@ class NeuralKernelEstimator(BaseEstimator):
       raise EstimatorParamError(
           f"batch_size={self.batch_size!r} must be an integer >= 0 (0: one "
           "call; k: ntcore.batch blocks of k x k).")
+    if self.t is not None and self.solver not in (None, "dense"):
+      raise EstimatorParamError(
+          f"solver={self.solver!r} solves the infinite-time posterior, but "
+          f"t={self.t!r}; pass t=None, or solver=None for finite time.")
 
   # Fitting and predicting ---------------------------------------------------
 
@@ -120,10 +131,12 @@ class NeuralKernelEstimator(BaseEstimator):
     reg = dict(diag_reg=self.diag_reg,
                diag_reg_absolute_scale=self.diag_reg_absolute_scale)
     if self.t is None:
-      fn = predict.gp_inference(self.k_train_train_, self.y_train_, **reg)
-      # Factorize now, so that a singular kernel raises in fit.
+      fn = predict.gp_inference(self.k_train_train_, self.y_train_,
+                                solver=self.solver, **reg)
+      # Factorize (or solve) now, so that a singular kernel raises in fit.
       fn(self.kind, self._kernels(self.X_train_[:1], self.X_train_,
                                   (self.kind,)))
+      self.cg_records_ = list(getattr(fn, "cg_records", []))
       return fn
     return predict.gradient_descent_mse_ensemble(
         self._ensemble_kernel_fn, self.X_train_, self.y_train_, **reg)

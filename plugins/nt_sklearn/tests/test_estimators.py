@@ -47,6 +47,25 @@ def test_regressor_is_gp_inference_on_the_same_kernel(cls, get):
   assert mean.shape == std.shape == (len(x_test),)
 
 
+@pytest.mark.parametrize("cls", [NTKRegressor, NNGPClassifier])
+def test_cg_solver_gives_the_dense_posterior(cls):
+  x, y, x_test, _ = problem(n=60)
+  target = y if cls is NTKRegressor else (y > np.median(y)).astype(int)
+  dense = cls(depth=2, diag_reg=1e-3).fit(x, target)
+  cg = cls(depth=2, diag_reg=1e-3, solver="cg").fit(x, target)
+  assert not dense.cg_records_
+  assert cg.cg_records_ and cg.cg_records_[0].iterations >= 1
+  if cls is NTKRegressor:
+    m_dense, s_dense = dense.predict(x_test, return_std=True)
+    m_cg, s_cg = cg.predict(x_test, return_std=True)
+    np.testing.assert_allclose(s_cg, s_dense, rtol=1e-6)
+  else:
+    m_dense = dense.decision_function(x_test)
+    m_cg = cg.decision_function(x_test)
+  np.testing.assert_allclose(m_cg, m_dense, rtol=1e-6,
+                             atol=1e-6 * np.abs(m_dense).max())
+
+
 def test_two_dimensional_targets_share_the_kernel():
   x, y, x_test, _ = problem()
   y2 = np.stack([y, -2 * y + 1], axis=1)
@@ -159,6 +178,7 @@ def test_pickled_estimator_predicts_the_same():
     (NTKRegressor(depth=1.5), "depth=1.5 must be an integer"),
     (NTKRegressor(t=-1.), "t=-1.0 must be None"),
     (NTKRegressor(batch_size=-4), "batch_size=-4 must be an integer >= 0"),
+    (NTKRegressor(t=1., solver="cg"), "solves the infinite-time posterior"),
     (NTKRegressor(network=lambda: 3), "returned int, not an"),
 ])
 def test_bad_parameters_raise_naming_the_fix(est, match):
