@@ -15,7 +15,6 @@ from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 
 from ntcore import _kernel_index, _layout
 from ntcore.kernel import Kernel

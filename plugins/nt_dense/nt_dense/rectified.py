@@ -36,9 +36,8 @@ def _abrelu_dual(a: float, b: float):
     # theta = atan2(sqrt(q1 q2 - c^2), c): exactly 0 for the same example
     # twice (`kernel_ops.gram` is exactly 0 there, under any fusion), where
     # arccos(c / sqrt(q1 q2)) turns the round-off of the quotient into
-    # sqrt(eps). A zero-norm input has
-    # q1 q2 = c = 0: theta = pi / 2 there, with an argument that is never
-    # (0, 0) (so no NaN in derivatives).
+    # sqrt(eps). A zero-norm input has q1 q2 = c = 0: theta = pi / 2 there,
+    # with an argument that is never (0, 0) (so no NaN in derivatives).
     # At theta = 0 the NTK has a cusp (theta ~ |x2 - x1|): its derivative
     # there is taken as 0, the symmetric one.
     prod = var_a * var_b
