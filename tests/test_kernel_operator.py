@@ -177,16 +177,22 @@ BOUND_MB = 48
 # Peak memory from /proc: `ru_maxrss` would not do, as Linux carries it over
 # `fork` and `exec` from the parent (which holds the whole kernel here).
 # Writing 5 to clear_refs resets the peak (VmHWM) to the current size.
-_SOLVE = textwrap.dedent("""
+# Both scripts start with this: float64 JAX, and `kb`, a /proc/self/status
+# field in MiB.
+_PREAMBLE = textwrap.dedent("""
     import sys, json
     import jax
     jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
     import numpy as np
+    import ntcore as nt
     from ntcore import predict
     def kb(key):
       with open("/proc/self/status") as f:
         line = next(l for l in f if l.startswith(key + ":"))
       return int(line.split()[1]) / 1024
+""")
+_SOLVE = _PREAMBLE + textwrap.dedent("""
     rng = np.random.default_rng(0)
     y = rng.standard_normal((%d, 2))
     k_td = rng.standard_normal((5, %d))
@@ -211,17 +217,7 @@ _SOLVE = textwrap.dedent("""
 # Fills the store with `assemble=False`: the process holds blocks, never the
 # kernel. The kernel is RBF at length scale 3 (`kernel_fn`'s NNGP of x / 3):
 # a fast-decaying spectrum, so that the solve takes few passes over the disk.
-_FILL = textwrap.dedent("""
-    import sys, json
-    import jax
-    jax.config.update("jax_enable_x64", True)
-    import jax.numpy as jnp
-    import numpy as np
-    import ntcore as nt
-    def kb(key):
-      with open("/proc/self/status") as f:
-        line = next(l for l in f if l.startswith(key + ":"))
-      return int(line.split()[1]) / 1024
+_FILL = _PREAMBLE + textwrap.dedent("""
     def smooth_kernel_fn(x1, x2=None, get=None):
       x1 = x1 / 3.
       x2 = x1 if x2 is None else x2 / 3.
