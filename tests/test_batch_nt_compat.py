@@ -4,8 +4,10 @@ through it, inputs that differ beyond the batch axis, multi-input networks.
 conftest.py gives float64 and 2 CPU devices (`device_count=-1` shards blocks
 over both). Blocks of analytic kernels agree with the whole kernel to
 float64 round-off (different matrix sizes sum in a different order), so
-`TIGHT` is a few hundred ulps of O(1) kernels; the traced path copies the
-very numbers the host path computes, so the two are compared for equality.
+`TIGHT` is a few hundred ulps of O(1) kernels. The traced path runs the
+same blocks inside the caller's program, which XLA fuses differently from
+the program a concrete small call shares with its structure
+(`ntcore/_network/dispatch.py`), so the two agree to `TIGHT` as well.
 """
 
 import jax
@@ -89,7 +91,7 @@ def test_jit_over_blocks_gives_the_host_path_numbers(data, erf_net,
   batched = nt.batch(kernel_fn, 3, device_count)  # ragged: 5 = 3 + 2
   host = nt.batch(kernel_fn, 3, 0)(x1, x2, get)  # serial, concrete
   traced = jax.jit(lambda a, b: batched(a, b, get))(x1, x2)
-  assert_trees_equal(host, traced)
+  assert_trees_close(host, traced, TIGHT)
   # Under a trace the blocks run one after another, not across devices.
   assert batched.last_run["total"] == (3 if symmetric else 4)
   ref = kernel_fn(x1, x2, get)
@@ -107,7 +109,7 @@ def test_jit_of_a_kernel_with_spatial_pairs_mirrors_them():
   batched = nt.batch(kernel_fn, 2, 0)
   traced = jax.jit(lambda a: batched(a, None))(x)
   assert traced.nngp.shape == (5, 5, 2, 2, 1, 1)
-  assert_trees_equal(batched(x, None), traced)
+  assert_trees_close(batched(x, None), traced, TIGHT)
   assert_trees_close(kernel_fn(x, None), traced, TIGHT)
 
 
@@ -234,7 +236,7 @@ def test_list_inputs_under_jit(two_inputs):
   batched = nt.batch(MULTI_OUTPUT, 2, 0)
   traced = jax.jit(lambda a, b: batched(a, b, "nngp"))(x1, x2)
   assert isinstance(traced, list) and len(traced) == 2
-  assert_trees_equal(batched(x1, x2, "nngp"), traced)
+  assert_trees_close(batched(x1, x2, "nngp"), traced, TIGHT)
   assert_trees_close(ref, traced, TIGHT)
 
 

@@ -39,7 +39,9 @@ def test_x_twice_agrees_with_x_and_none(kernel_fn):
 def test_under_jit_the_check_runs_on_device(kernel_fn):
   want = kernel_fn(X, None, "ntk")
   jitted = jax.jit(kernel_fn, static_argnames="get")
-  np.testing.assert_array_equal(jitted(X, X.copy(), "ntk"), want)
+  # Round-off only: `want` may come from the program shared by the
+  # network's structure (ntcore/_network/dispatch.py), fused differently.
+  np.testing.assert_allclose(jitted(X, X.copy(), "ntk"), want, rtol=1e-13)
   # Different inputs of the same shape still get the pairwise kernel.
   other = X[::-1].copy()
   np.testing.assert_allclose(jitted(X, other, "ntk"),

@@ -1,7 +1,7 @@
 """Networks that differ only in hyper-parameters share one compiled program.
 
-With `NTCORE_SHARE_PROGRAMS=1`, a `kernel_fn` call outside any
-transformation runs the program of its structure, hyper-parameters passed
+By default a small `kernel_fn` call outside any transformation runs the
+program of its structure (`NTCORE_SHARE_PROGRAMS=0` turns that off), hyper-parameters passed
 as arguments (`ntcore/_network/dispatch.py`). Compilations are counted with
 `jax.monitoring` (XLA's backend-compile events), not by timing.
 """
@@ -88,8 +88,18 @@ def test_sweep_compiles_one_program_per_structure(share, compiles):
   assert not np.allclose(nngps[0], nngps[1])  # each its own hyper-parameters
 
 
-def test_by_default_each_network_compiles(monkeypatch, compiles):
+def test_sharing_is_the_default(monkeypatch, compiles):
   monkeypatch.delenv(dispatch.SHARE_PROGRAMS_ENV, raising=False)
+  shared_programs._programs.clear()  # pylint: disable=protected-access
+  fc(1.0, 0.1, 3)(X, None, "nngp")
+  compiles.clear()
+  for w_std in (0.9, 1.1, 1.3):
+    fc(w_std, 0.1, 1)(X, None, "nngp")
+  assert len(compiles) == 1
+
+
+def test_opting_out_compiles_each_network(monkeypatch, compiles):
+  monkeypatch.setenv(dispatch.SHARE_PROGRAMS_ENV, "0")
   fc(1.0, 0.1, 3)(X, None, "nngp")
   compiles.clear()
   for w_std in (0.9, 1.1, 1.3):

@@ -9,8 +9,9 @@ Everything a call decides before the rules run is here, in order:
    (`KernelFn.input_need`, a `requirements.Need`), starting from what the
    output must carry; the input kernel is built with exactly those blocks.
 3. **jit.** Array keywords are traced, the others are static; the whole
-   network runs as one `jax.jit` program (with `NTCORE_SHARE_PROGRAMS=1`,
-   one shared by all networks of the same structure: `dispatch.py`).
+   network runs as one `jax.jit` program (for small calls outside the
+   user's transformations, one shared by all networks of the same
+   structure: `dispatch.py`).
 4. **Selection.** `get` names the fields to return; arrays are selected
    inside `jit` so unused ones are never computed (the NTK only when asked).
 """

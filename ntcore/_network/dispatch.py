@@ -1,11 +1,9 @@
 """Which compiled program runs a call of a network's `kernel_fn`.
 
-By default every network runs its own `jax.jit` program (`call._jitted`),
-its hyper-parameters baked in as constants: a sweep over 50 networks
-compiles 50 programs, about 0.5-1 s each on a CPU, where the kernels of
-small networks take milliseconds.
-
-With `NTCORE_SHARE_PROGRAMS=1` in the environment, a call made outside any
+A network's own `jax.jit` program (`call._jitted`) bakes its
+hyper-parameters in as constants: a sweep over 50 networks would compile
+50 programs, about 0.5-1 s each on a CPU, where the kernels of small
+networks take milliseconds. So by default a call made outside any
 transformation (no `jax.jit`, `vmap`, `grad` of the user around it) whose
 input NNGP holds fewer than `SMALL_CALL_ENTRIES` entries (`n1 * n2 *
 spatial pairs`, summed over a multi-input network's inputs) runs the
@@ -15,7 +13,8 @@ shapes and dtypes and the same `get`, whatever `W_std`, `b_std` or a
 nonlinearity's parameters are. A network traces (runs its rules in Python)
 once per signature, as under `jit`; later calls with that signature run the
 program directly. A call inside the user's own transformation is traced
-into the user's program, as before.
+into the user's program. `NTCORE_SHARE_PROGRAMS=0` in the environment turns
+sharing off: every call then runs the network's own program.
 
 Larger calls run the network's own program: there its constants pay off
 (a 10-layer FC NNGP+NTK of N = 2000 points ran 0.55 s with them baked in
@@ -27,9 +26,9 @@ fully-connected network, where the call takes about 0.1 s and compiling
 The two programs run the same operations; the shared one reads the
 hyper-parameters at run time, so XLA fuses it a little differently and the
 two agree to floating-point round-off (measured: 4e-15 absolute on values
-of about 10 in float64, a 13-layer ReLU network), not bit for bit. That is
-why sharing is not the default yet: `jax.jit(kernel_fn)(x)` and
-`kernel_fn(x)` then differ in the last bits.
+of about 10 in float64, a 13-layer ReLU network), not bit for bit:
+`jax.jit(kernel_fn)(x)` and a small `kernel_fn(x)` differ in the last bits.
+Each path on its own is deterministic.
 """
 
 from __future__ import annotations
@@ -51,7 +50,7 @@ _MAX_SIGNATURES = 256
 
 def shares_programs() -> bool:
   """Whether calls outside a transformation run programs shared by structure."""
-  return os.environ.get(SHARE_PROGRAMS_ENV, "0").strip() == "1"
+  return os.environ.get(SHARE_PROGRAMS_ENV, "1").strip() != "0"
 
 
 def is_traced(tree) -> bool:
@@ -94,8 +93,9 @@ def shared_call(net, fn, args: tuple, key: tuple, jitted):
   The first call of `net` with signature `key` traces `fn` once and binds
   the trace to its structure's program (`shared_programs.Call`); later
   calls with that signature run the program directly. `jitted` (the
-  network's own program) runs the call when the signature is unhashable or
-  `net` already holds `_MAX_SIGNATURES` of them.
+  network's own program) runs the call when the signature is unhashable,
+  `net` already holds `_MAX_SIGNATURES` of them, or the network captures
+  values an outer transformation traces (then its trace is not reusable).
   """
   cache = net.__dict__.setdefault("_shared_calls", {})
   try:
@@ -105,5 +105,8 @@ def shared_call(net, fn, args: tuple, key: tuple, jitted):
   if call is None:
     if len(cache) >= _MAX_SIGNATURES:
       return jitted(*args)
-    call = cache[key] = shared_programs.Call(fn, args)
+    call = shared_programs.Call(fn, args)
+    if call.captures_tracers:
+      return jitted(*args)
+    cache[key] = call
   return call(args)

@@ -112,13 +112,22 @@ def _evaluate(jaxpr, consts, literals, *args):
 class Call:
   """One network's trace for one signature, bound to its shared program."""
 
-  __slots__ = ("program", "consts", "literals", "out_tree")
+  __slots__ = ("program", "consts", "literals", "out_tree", "captures_tracers")
 
   def __init__(self, fn, args: tuple):
     closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(*args)
     jaxpr = closed.jaxpr
+    # A network built from values an outer transformation traces (`grad`
+    # over `W_std`, as the marginal-likelihood fit does) captures tracers:
+    # such a trace belongs to that transformation alone and is not shared.
+    self.captures_tracers = any(isinstance(c, jax.core.Tracer)
+                                for c in closed.consts)
+    if self.captures_tracers:
+      return
     key = (_structure(jaxpr),
-           tuple((np.shape(c), str(np.result_type(c))) for c in closed.consts))
+           tuple((np.shape(c), str(getattr(c, "dtype", None)
+                                   or np.result_type(c)))
+                 for c in closed.consts))
     program = _programs.pop(key, None)
     if program is None:
       program = jax.jit(functools.partial(_evaluate, jaxpr))

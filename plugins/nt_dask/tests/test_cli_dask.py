@@ -85,7 +85,7 @@ def test_killed_client_resumes_skipping_finished_blocks(tmp_path):
   assert k.info["blocks"]["executor"] == "dask"
   want = nt.batch(stax.serial(stax.Dense(16, W_std=1.4, b_std=0.1),
                               stax.Relu(), stax.Dense(1, W_std=1.2))[2],
-                  3)(x, None, ("nngp", "ntk"))
+                  3, 0)(x, None, ("nngp", "ntk"))  # concrete blocks, as workers
   np.testing.assert_array_equal(k.nngp, np.asarray(want.nngp))
   np.testing.assert_array_equal(k.ntk, np.asarray(want.ntk))
 

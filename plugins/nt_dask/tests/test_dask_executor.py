@@ -1,7 +1,10 @@
 """`executor="dask"` on a real LocalCluster of 2 worker processes.
 
-Kernels equal the in-process `batch` bit for bit (FC, and a CNN with
-pooling whose blocks are mirrored across the diagonal), workers build the
+Kernels equal the in-process serial `batch` bit for bit (FC, and a CNN
+with pooling whose blocks are mirrored across the diagonal): workers call
+the kernel function on concrete blocks, as `device_count=0` does, so both
+run the same compiled program (sharded blocks run inside a `shard_map`
+program, which XLA fuses differently); workers build the
 kernel function once, a worker SIGKILLed mid-block is survived with the
 same result and without recomputing a finished block, and an unreachable
 scheduler is a clear error within its time-out.
@@ -85,7 +88,7 @@ def plugin_registry():
 def test_fc_kernel_equals_in_process_batch(client, tmp_path, symmetric):
   fn, x = fc(), _x((11, 5))
   x2 = None if symmetric else _x((7, 5), seed=1)
-  want = nt.batch(fn, 4)(x, x2, GET)
+  want = nt.batch(fn, 4, 0)(x, x2, GET)
   batched = nt.batch(fn, 4, store=tmp_path / "s",
                      executor=nt_dask.DaskExecutor(client=client))
   _assert_identical(batched(x, x2, GET), want)
@@ -98,7 +101,7 @@ def test_fc_kernel_equals_in_process_batch(client, tmp_path, symmetric):
 @pytest.mark.slow
 def test_cnn_with_pooling_equals_in_process_batch(client, capsys):
   fn, x = cnn(), _x((10, 4, 4, 3))
-  want = nt.batch(fn, 4)(x, None, GET)
+  want = nt.batch(fn, 4, 0)(x, None, GET)
   # By name, with no store (the arrays come back as task results), on the
   # active client: the status line names its scheduler.
   before = client.run(_worker.cached_count)
@@ -120,7 +123,7 @@ def test_cnn_with_pooling_equals_in_process_batch(client, capsys):
 @pytest.mark.slow
 def test_a_sigkilled_worker_is_survived_bit_identically(client, tmp_path):
   fn, x = fc(), _x((18, 5))
-  want = nt.batch(fn, 3)(x, None, GET)  # 6 + 15 = 21 blocks
+  want = nt.batch(fn, 3, 0)(x, None, GET)  # 6 + 15 = 21 blocks
   store = BlockStore(tmp_path / "s")
   batched = nt.batch(Slow(fn, 0.3), 3, store=store,
                      executor=nt_dask.DaskExecutor(client=client))
