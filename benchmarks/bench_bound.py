@@ -54,7 +54,19 @@ def _myrtle5(stax, width=64):
       stax.GlobalAvgPool(), stax.Dense(10, W_std=2 ** 0.5, b_std=0.0))
 
 
-WORKLOADS = {"fc": (_fc, (2000, 64)), "myrtle": (_myrtle5, (32, 8, 8, 3))}
+def _attention(stax, width=64):
+  def attention(**kwargs):
+    return stax.GlobalSelfAttention(
+        n_chan_out=width, n_chan_key=width, n_chan_val=width, n_heads=4,
+        attention_mechanism="SOFTMAX", **kwargs)
+  return stax.serial(
+      stax.Dense(width, W_std=1.0, b_std=0.0), attention(linear_scaling=True),
+      stax.Relu(), stax.Dense(width, W_std=1.5, b_std=0.05), attention(),
+      stax.Relu(), stax.GlobalAvgPool(), stax.Dense(1, W_std=1.5, b_std=0.05))
+
+
+WORKLOADS = {"fc": (_fc, (2000, 64)), "myrtle": (_myrtle5, (32, 8, 8, 3)),
+             "attention": (_attention, (256, 16, 32))}
 
 
 def _best(fn, repeats=5) -> float:
