@@ -117,7 +117,11 @@ def make_rule(*, mechanism, linear_scaling, qk_std, ov_std, b_std, pos_kind,
       out["ntk"] = None
     else:
       back = 0. if th.ndim == 0 else ov_std ** 2 * sandwich(th, a1, a2, False)
-      out["ntk"] = back + 2. * out["nngp"] - b_var
+      # `nngp + nngp`, not `2. * nngp`: XLA's CPU backend can fuse this
+      # sum into a following reduction (GlobalAvgPool) as a YNNPACK call,
+      # which takes the constant 2 as an operand broadcast to the full
+      # (n1, n2, S, S) shape: a 64 MiB temporary at N = 256, S = 16.
+      out["ntk"] = back + (out["nngp"] + out["nngp"]) - b_var
     return out
 
   def _identity_sqrt(k, kq, kv, thq, thv):
