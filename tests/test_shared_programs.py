@@ -185,3 +185,15 @@ def test_input_entries_count_spatial_pairs():
   assert dispatch.input_entries(images, images[:2], 0, -1, False) == 3 * 2 * 400
   assert dispatch.input_entries(images, None, 0, -1, True) == 9 * 20
   assert dispatch.input_entries([X, images], None, 0, -1, False) == 25 + 9 * 400
+
+
+def test_a_called_network_pickles_as_before_the_call(share):
+  """The caches of compiled programs and traces stay out of a pickle: it is
+  what Dask workers receive and what identifies the model by its hash."""
+  cloudpickle = pytest.importorskip("cloudpickle")
+  kernel_fn = fc(1.2, 0.1, 2)
+  before = cloudpickle.dumps(kernel_fn)
+  want = kernel_fn(X, None, "ntk")  # fills both caches
+  assert cloudpickle.dumps(kernel_fn) == before
+  np.testing.assert_array_equal(cloudpickle.loads(before)(X, None, "ntk"),
+                                want)

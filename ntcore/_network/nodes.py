@@ -29,6 +29,15 @@ class KernelFn:
 
   name: str = "layer"
 
+  # Per-process caches of compiled programs and traces (`call._jitted`,
+  # `dispatch.shared_call`): rebuilt on first use, never pickled (a trace
+  # holds tracebacks that cannot be, and a pickle shipped to Dask workers
+  # or hashed as the model's identity must not change with the calls made).
+  _CACHES = ("_jitted_forward", "_shared_calls")
+
+  def __getstate__(self):
+    return {k: v for k, v in self.__dict__.items() if k not in self._CACHES}
+
   @property
   def __name__(self) -> str:  # NT sets kernel_fn.__name__ to the layer's name
     return self.name.split("(", 1)[0]
