@@ -10,6 +10,10 @@ import importlib
 import importlib.metadata
 import importlib.util
 
+from ntcore import _xla_flags
+
+_xla_flags.add_flags()
+
 from ntcore.errors import (EstimatorNotInstalledError, KernelRequirementError,
                            LayerNameClashError, LayerNotInstalledError,
                            NtcoreError, PluginNotInstalledError, ShapeError)

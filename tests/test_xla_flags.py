@@ -1,0 +1,89 @@
+"""`import ntcore` takes 2-D convolutions away from YNNPACK (`_xla_flags`).
+
+The rules are checked on plain dicts; the effect on XLA is checked in fresh
+interpreters, by whether the compiled program of a convolution is a YNNPACK
+fusion.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ntcore import _xla_flags
+
+FLAG = _xla_flags.YNN_CONVOLUTIONS_OFF
+MEASURED = (0, 10)
+
+
+def test_adds_the_flag_after_the_users_flags():
+  env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+  assert _xla_flags.add_flags(env, MEASURED)
+  assert env["XLA_FLAGS"].split() == [
+      "--xla_force_host_platform_device_count=2", FLAG]
+
+
+def test_adds_the_flag_to_an_empty_environment():
+  env = {}
+  assert _xla_flags.add_flags(env, MEASURED)
+  assert env == {"XLA_FLAGS": FLAG}
+
+
+def test_a_users_own_ynn_setting_wins():
+  env = {"XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type=individual_dot"}
+  assert not _xla_flags.add_flags(env, MEASURED)
+  assert env["XLA_FLAGS"] == (
+      "--xla_cpu_experimental_ynn_fusion_type=individual_dot")
+
+
+def test_opt_out():
+  env = {"NTCORE_XLA_FLAGS": "0"}
+  assert not _xla_flags.add_flags(env, MEASURED)
+  assert "XLA_FLAGS" not in env
+
+
+@pytest.mark.parametrize("release", [(0, 9), (0, 11), (1, 0)])
+def test_unmeasured_jaxlib_gets_no_flag(release):
+  # XLA aborts on flags it does not know; an unmeasured release gets none.
+  env = {}
+  assert not _xla_flags.add_flags(env, release)
+  assert "XLA_FLAGS" not in env
+
+
+def test_adding_twice_adds_once():
+  env = {}
+  _xla_flags.add_flags(env, MEASURED)
+  assert not _xla_flags.add_flags(env, MEASURED)
+  assert env["XLA_FLAGS"].count("ynn_fusion_type") == 1
+
+
+_PROGRAM = """
+import ntcore, jax, jax.numpy as jnp
+from jax import lax
+x = jnp.ones((8, 8, 8, 64), jnp.float32)
+w = jnp.ones((3, 3, 64, 64), jnp.float32)
+conv = jax.jit(lambda x, w: lax.conv_general_dilated(
+    x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")))
+hlo = conv.lower(x, w).compile().as_text()
+print("YNN" if "__ynn_fusion" in hlo else "XLA")
+"""
+
+
+def _compiled_by(extra_env):
+  env = {k: v for k, v in os.environ.items()
+         if k not in ("XLA_FLAGS", "NTCORE_XLA_FLAGS")}
+  env.update(extra_env)
+  out = subprocess.run([sys.executable, "-c", _PROGRAM], env=env,
+                       capture_output=True, text=True, timeout=120,
+                       check=True)
+  return out.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.skipif(_xla_flags._jaxlib_release() not in _xla_flags._MEASURED,
+                    reason="the flag is only added on measured jaxlib releases")
+def test_import_ntcore_keeps_convolutions_out_of_ynnpack():
+  assert _compiled_by({}) == "XLA"
+  # The control: the same program with the opt-out is a YNNPACK fusion, so
+  # the check above can fail.
+  assert _compiled_by({"NTCORE_XLA_FLAGS": "0"}) == "YNN"
