@@ -16,6 +16,8 @@ import numpy as np
 
 from ntcore import elementwise_layer, kernel_ops
 
+from nt_dense._atan2 import atan2_upper
+
 
 def _abrelu_dual(a: float, b: float):
   """The dual of ABRelu, with derivatives that stay finite.
@@ -45,7 +47,7 @@ def _abrelu_dual(a: float, b: float):
     gram = kernel_ops.gram(cov, var_a, var_b)
     open_ = gram > 0
     root_gram = jnp.where(open_, jnp.sqrt(jnp.where(open_, gram, 1.)), 0.)
-    theta = jnp.where(pos, jnp.arctan2(jnp.where(pos, root_gram, 1.),
+    theta = jnp.where(pos, atan2_upper(jnp.where(pos, root_gram, 1.),
                                        jnp.where(pos, cov, 0.)), np.pi / 2)
     return (a ** 2 + b ** 2) / 2 - k * theta, root_gram
 
