@@ -19,6 +19,13 @@ from ntcore import elementwise_layer, kernel_ops
 from nt_dense._atan2 import atan2_upper
 
 
+def _root_gram(cov, var_a, var_b, root):
+  """`root(q1 q2 - c^2)` where that is positive, else 0 (finite derivatives)."""
+  gram = kernel_ops.gram(cov, var_a, var_b)
+  open_ = gram > 0
+  return jnp.where(open_, root(jnp.where(open_, gram, 1.)), 0.)
+
+
 def _abrelu_dual(a: float, b: float):
   """The dual of ABRelu, with derivatives that stay finite.
 
@@ -42,25 +49,28 @@ def _abrelu_dual(a: float, b: float):
     # with an argument that is never (0, 0) (so no NaN in derivatives).
     # At theta = 0 the NTK has a cusp (theta ~ |x2 - x1|): its derivative
     # there is taken as 0, the symmetric one.
-    prod = var_a * var_b
-    pos = prod > 0
-    gram = kernel_ops.gram(cov, var_a, var_b)
-    open_ = gram > 0
-    root_gram = jnp.where(open_, jnp.sqrt(jnp.where(open_, gram, 1.)), 0.)
+    pos = var_a * var_b > 0
+    root_gram = _root_gram(cov, var_a, var_b, jnp.sqrt)
     theta = jnp.where(pos, atan2_upper(jnp.where(pos, root_gram, 1.),
                                        jnp.where(pos, cov, 0.)), np.pi / 2)
-    return (a ** 2 + b ** 2) / 2 - k * theta, root_gram
+    return (a ** 2 + b ** 2) / 2 - k * theta
+
+  def out_root_gram(cov, var_a, var_b):
+    # The same root as `g rsqrt(g)`: XLA stores a square root with several
+    # users rather than recompute it, so with one `sqrt` for the angle and
+    # the output, each ReLU layer held one more covariance-sized array.
+    return _root_gram(cov, var_a, var_b, lambda g: g * jax.lax.rsqrt(g))
 
   @jax.custom_jvp
   def nngp(cov, var_a, var_b):
-    dsigma, root_gram = angle(cov, var_a, var_b)
-    return k * root_gram + dsigma * cov
+    return k * out_root_gram(cov, var_a, var_b) + angle(cov, var_a, var_b) * cov
 
   @nngp.defjvp
   def nngp_jvp(primals, tangents):
     cov, var_a, var_b = primals
     d_cov, d_a, d_b = tangents
-    dsigma, root_gram = angle(cov, var_a, var_b)
+    dsigma = angle(cov, var_a, var_b)
+    root_gram = out_root_gram(cov, var_a, var_b)
 
     def by_var(var):
       pos = var > 0
@@ -73,7 +83,7 @@ def _abrelu_dual(a: float, b: float):
     out = nngp(cov, var_a, var_b)
     if ntk is None:
       return out, None
-    return out, ntk * angle(cov, var_a, var_b)[0]
+    return out, ntk * angle(cov, var_a, var_b)
 
   def diag(var):  # theta = 0
     return (a ** 2 + b ** 2) / 2 * var
