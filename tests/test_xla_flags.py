@@ -1,8 +1,9 @@
-"""`import ntcore` takes 2-D convolutions away from YNNPACK (`_xla_flags`).
+"""`import ntcore` sets two XLA CPU options (`_xla_flags`).
 
 The rules are checked on plain dicts; the effect on XLA is checked in fresh
-interpreters, by whether the compiled program of a convolution is a YNNPACK
-fusion.
+interpreters, in the compiled programs: whether a convolution is a YNNPACK
+fusion, and whether a lone elementwise op is wrapped in a fusion of its
+own, as the MLIR fusion emitters do and XLA's older emitter does not.
 """
 
 import os
@@ -14,6 +15,7 @@ import pytest
 from ntcore import _xla_flags
 
 FLAG = _xla_flags.YNN_CONVOLUTIONS_OFF
+EMITTERS = _xla_flags.FUSION_EMITTERS_OFF
 MEASURED = (0, 10)
 
 
@@ -21,20 +23,28 @@ def test_adds_the_flag_after_the_users_flags():
   env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
   assert _xla_flags.add_flags(env, MEASURED)
   assert env["XLA_FLAGS"].split() == [
-      "--xla_force_host_platform_device_count=2", FLAG]
+      "--xla_force_host_platform_device_count=2", FLAG, EMITTERS]
 
 
-def test_adds_the_flag_to_an_empty_environment():
+def test_adds_the_flags_to_an_empty_environment():
   env = {}
   assert _xla_flags.add_flags(env, MEASURED)
-  assert env == {"XLA_FLAGS": FLAG}
+  assert env == {"XLA_FLAGS": f"{FLAG} {EMITTERS}"}
 
 
 def test_a_users_own_ynn_setting_wins():
   env = {"XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type=individual_dot"}
+  assert _xla_flags.add_flags(env, MEASURED)
+  assert env["XLA_FLAGS"].split() == [
+      "--xla_cpu_experimental_ynn_fusion_type=individual_dot", EMITTERS]
+
+
+def test_a_users_own_emitter_setting_wins():
+  env = {"XLA_FLAGS": "--xla_cpu_use_fusion_emitters=true"}
+  assert _xla_flags.add_flags(env, MEASURED)
+  assert env["XLA_FLAGS"].split() == [
+      "--xla_cpu_use_fusion_emitters=true", FLAG]
   assert not _xla_flags.add_flags(env, MEASURED)
-  assert env["XLA_FLAGS"] == (
-      "--xla_cpu_experimental_ynn_fusion_type=individual_dot")
 
 
 def test_opt_out():
@@ -56,6 +66,7 @@ def test_adding_twice_adds_once():
   _xla_flags.add_flags(env, MEASURED)
   assert not _xla_flags.add_flags(env, MEASURED)
   assert env["XLA_FLAGS"].count("ynn_fusion_type") == 1
+  assert env["XLA_FLAGS"].count("fusion_emitters") == 1
 
 
 _PROGRAM = """
@@ -66,7 +77,9 @@ w = jnp.ones((3, 3, 64, 64), jnp.float32)
 conv = jax.jit(lambda x, w: lax.conv_general_dilated(
     x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")))
 hlo = conv.lower(x, w).compile().as_text()
-print("YNN" if "__ynn_fusion" in hlo else "XLA")
+sine = jax.jit(jnp.sin).lower(x).compile().as_text()
+print("YNN" if "__ynn_fusion" in hlo else "XLA",
+      "MLIR" if "wrapped_sine" in sine else "LLVM")
 """
 
 
@@ -82,8 +95,8 @@ def _compiled_by(extra_env):
 
 @pytest.mark.skipif(_xla_flags._jaxlib_release() not in _xla_flags._MEASURED,
                     reason="the flag is only added on measured jaxlib releases")
-def test_import_ntcore_keeps_convolutions_out_of_ynnpack():
-  assert _compiled_by({}) == "XLA"
-  # The control: the same program with the opt-out is a YNNPACK fusion, so
-  # the check above can fail.
-  assert _compiled_by({"NTCORE_XLA_FLAGS": "0"}) == "YNN"
+def test_import_ntcore_sets_both_options():
+  assert _compiled_by({}) == "XLA LLVM"
+  # The control: the same programs with the opt-out are a YNNPACK fusion
+  # and a wrapped sine, so the check above can fail.
+  assert _compiled_by({"NTCORE_XLA_FLAGS": "0"}) == "YNN MLIR"
