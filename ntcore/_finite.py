@@ -35,6 +35,21 @@ def _arrays(out: Any) -> dict:
   return {"kernel": out}
 
 
+def _maybe_finite(a) -> bool:
+  """False if `a` may hold a NaN or an infinity (exactly counted later).
+
+  The sum is non-finite whenever an entry is (and, rarely, when finite
+  entries overflow it). On the CPU it is summed in place on the host: a
+  device reduction would compile once per new shape, which costs more
+  than a small call itself. Elsewhere it is one reduction on the device,
+  and only this scalar moves.
+  """
+  devices = a.devices() if hasattr(a, "devices") else ()
+  if all(d.platform == "cpu" for d in devices):
+    return bool(np.isfinite(np.sum(np.asarray(a))))
+  return bool(jnp.isfinite(jnp.sum(a)))
+
+
 def warn_if_not_finite(out: Any, x1: Any, x2: Any = None,
                        what: str = "kernel_fn", stacklevel: int = 3) -> bool:
   """Warns (`NonFiniteKernelWarning`) if finite `x1`, `x2` gave a
@@ -48,11 +63,9 @@ def warn_if_not_finite(out: Any, x1: Any, x2: Any = None,
   """
   if not _concrete((out, x1, x2)):
     return False
-  # One reduction per array on its device; arrays move to the host only
-  # when something is not finite.
   outputs = [a for a in _arrays(out).values()
              if hasattr(a, "dtype") and jnp.issubdtype(a.dtype, jnp.inexact)]
-  if all(bool(jnp.all(jnp.isfinite(a))) for a in outputs):
+  if all(_maybe_finite(a) for a in outputs):
     return False
   inputs = [np.asarray(v) for v in jax.tree_util.tree_leaves((x1, x2))
             if np.issubdtype(np.asarray(v).dtype, np.inexact)]

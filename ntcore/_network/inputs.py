@@ -26,7 +26,11 @@ def canonical_input(x, name: str) -> jnp.ndarray:
         f"{name} must have at least 2 axes (a batch axis and a channel axis), "
         f"got shape {tuple(x.shape)}. Reshape a single example to (1, d), or "
         f"a vector of scalars to (n, 1).")
-  return jnp.asarray(x, jax.dtypes.canonicalize_dtype(jnp.float64))
+  dtype = jax.dtypes.canonicalize_dtype(jnp.float64)
+  if isinstance(x, np.ndarray):
+    # Cast on the host: a device cast compiles once per input shape.
+    return jax.device_put(np.asarray(x, dtype))
+  return jnp.asarray(x, dtype)
 
 
 def canonical_inputs(x, name: str):
