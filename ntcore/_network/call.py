@@ -112,10 +112,27 @@ def kernel_fn_call(self, x1_or_kernel, x2=None, get=None, **kwargs):
     jitted = functools.partial(_jitted(self), **options)
     if not shared:
       return jitted(a, b, dynamic)
-    key = dispatch.signature(a, b, dynamic, names_in, static, static_kwargs)
-    return dispatch.shared_call(
-        self, functools.partial(_forward, self, **options), (a, b, dynamic),
-        key, jitted)
+    def shared_call(a, b):
+      key = dispatch.signature(a, b, dynamic, names_in, static,
+                               static_kwargs)
+      return dispatch.shared_call(
+          self, functools.partial(_forward, self, **options),
+          (a, b, dynamic), key, jitted)
+
+    if not _bucketed(a, b, names_in, dynamic, static):
+      return shared_call(a, b)
+    axis = batch_axis
+    n1 = a.shape[axis]
+    n2 = n1 if b is None else b.shape[axis]
+    p1, p2 = dispatch.bucket(n1), dispatch.bucket(n2)
+    if b is None:
+      p2 = p1
+    padded = shared_call(dispatch.pad_batch(a, p1, axis),
+                         None if b is None else dispatch.pad_batch(b, p2, axis))
+    out = dispatch.unpad(padded, n1, n2, p1, p2)
+    # A result whose arrays do not lead with the two batch axes (a layer
+    # that changes them) is computed again at the given sizes.
+    return shared_call(a, b) if out is None else out
 
   if x2 is None or same is True:
     out = run(x1, None, _same_names(inside))
@@ -140,6 +157,19 @@ def kernel_fn_call(self, x1_or_kernel, x2=None, get=None, **kwargs):
   if not isinstance(out, list):
     _finite.warn_if_not_finite(out, x1_or_kernel, x2)
   return out
+
+
+def _bucketed(x1, x2, names, dynamic, static) -> bool:
+  """Whether a small call pads its batch to `dispatch.bucket` sizes."""
+  if names is None or not set(names) <= dispatch.BUCKETED_FIELDS:
+    return False
+  if dynamic or static["mask_constant"] is not None:
+    return False
+  if isinstance(x1, (list, tuple)) or isinstance(x2, (list, tuple)):
+    return False
+  axis = static["batch_axis"]
+  return any(x is not None and dispatch.bucket(x.shape[axis]) != x.shape[axis]
+             for x in (x1, x2))
 
 
 # --- 2. blocks ---------------------------------------------------------------
