@@ -53,4 +53,4 @@ def __getattr__(name: str):
   if importlib.util.find_spec(f"ntcore.{name}") is not None:
     return importlib.import_module(f"ntcore.{name}")
   registry = importlib.import_module("ntcore.registry")
-  return registry.get_registry().estimators.get(name).fn
+  return registry.get_registry().estimators.get(name).load()

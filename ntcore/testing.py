@@ -155,7 +155,7 @@ def monte_carlo_estimate(layer: Layer, x1, x2, *, key, n_samples: int,
     all samples, and the standard deviation of the group means divided by
     `sqrt(groups)` (an error bar that needs no model of the estimator).
   """
-  mc = get_registry().estimators.get("monte_carlo_kernel_fn").fn
+  mc = get_registry().estimators.get("monte_carlo_kernel_fn").load()
   init_fn, apply_fn, _ = layer
   per = max(n_samples // groups, 1)
   counts = [per * (g + 1) for g in range(groups)]

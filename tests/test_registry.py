@@ -2,6 +2,8 @@
 and the errors `stax.<Name>` raises. Only tiny fake plugins defined here."""
 
 import importlib.metadata
+import subprocess
+import sys
 import types
 
 import numpy as np
@@ -283,6 +285,59 @@ def test_estimators_resolve_as_top_level_names(use_plugins):
     ntcore.monte_carlo_kernel_fn  # pylint: disable=pointless-statement
   assert "Installed estimator plugins: fake-est (my_estimator)" in str(
       info.value)
+
+
+def _reference_plugin(reference):
+  class ByReference:
+    @staticmethod
+    @hookimpl
+    def register_estimators():
+      return [EstimatorSpec("lazy_estimator", reference, "Fake, by reference.")]
+
+  return ByReference
+
+
+def test_an_estimator_by_reference_is_imported_only_when_asked_for(
+    use_plugins, tmp_path, monkeypatch):
+  module = tmp_path / "fake_heavy_estimators.py"
+  module.write_text("def lazy_estimator(x):\n  return 3 * x\n")
+  monkeypatch.syspath_prepend(str(tmp_path))
+  monkeypatch.delitem(sys.modules, "fake_heavy_estimators", raising=False)
+  reg = use_plugins(("fake-lazy", _reference_plugin(
+      "fake_heavy_estimators:lazy_estimator")))
+  assert reg.estimators.get("lazy_estimator").doc == "Fake, by reference."
+  assert "fake_heavy_estimators" not in sys.modules  # registered, not imported
+  assert ntcore.lazy_estimator(2) == 6
+  assert "fake_heavy_estimators" in sys.modules
+
+
+@pytest.mark.parametrize("reference, match", [
+    ("no_such_module_xyz:f", "ModuleNotFoundError"),
+    ("json:no_such_function", "AttributeError"),
+    ("json:__doc__", "not callable"),
+])
+def test_a_broken_reference_names_the_plugin_when_used(use_plugins, reference,
+                                                       match):
+  use_plugins(("fake-broken-ref", _reference_plugin(reference)))
+  with pytest.raises(errors.PluginLoadError,
+                     match=f"fake-broken-ref registers ntcore.lazy_estimator"
+                     f".*{match}"):
+    ntcore.lazy_estimator  # pylint: disable=pointless-statement
+
+
+@pytest.mark.parametrize("reference", ["json", "json:", ":f", "json:a.b"])
+def test_a_malformed_reference_is_rejected_when_registered(reference):
+  with pytest.raises(TypeError, match="'package.module:attribute'"):
+    EstimatorSpec("x", reference)
+
+
+def test_using_an_estimator_does_not_import_scikit_learn():
+  # nt-sklearn registers by reference: `ntcore.empirical_ntk_fn` builds the
+  # estimator registry, which imports every plugin's hook.
+  code = ("import sys, ntcore; ntcore.empirical_ntk_fn; "
+          "assert 'sklearn' not in sys.modules, 'imported'; "
+          "ntcore.NTKRegressor; assert 'sklearn' in sys.modules")
+  subprocess.run([sys.executable, "-c", code], check=True)
 
 
 # Which error a name that is not installed raises, by kind ------------------
