@@ -10,7 +10,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax import lax, random
 
-from ntcore import masked
+from ntcore import _prng, masked
 from ntcore._network.nodes import (FanInKernelFn, KernelFn, ParallelKernelFn,
                                    RepeatKernelFn, SerialKernelFn)
 from ntcore.errors import KernelRequirementError, ShapeError
@@ -87,6 +87,7 @@ def parallel(*layers) -> Layer:
 
 
 def _named_layer(name, init_fn, apply_fn, kernel_fn) -> Layer:
+  init_fn = _prng.with_nt_bits(init_fn)  # NT 0.6.5's parameters
   init_fn.__name__ = apply_fn.__name__ = name  # as NT names them
   return Layer(init_fn, apply_fn, kernel_fn)
 

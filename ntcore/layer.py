@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, NamedTuple, Optional, Protocol
 
-from ntcore import masked
+from ntcore import _prng, masked
 from ntcore._network import masking
 from ntcore._network.nodes import KernelFn, LeafKernelFn
 from ntcore.diagonal import to_diag
@@ -114,8 +114,10 @@ def layer_of(kernel_fn: LeafKernelFn, init_fn: InitFn,
 
 
 def _named(init_fn: InitFn, name: str) -> InitFn:
-  """`init_fn` under the layer's name (NT programs read `init_fn.__name__`)."""
+  """`init_fn` under the layer's name (NT programs read `init_fn.__name__`),
+  drawing NT 0.6.5's random bits (`ntcore._prng`)."""
   @functools.wraps(init_fn)
+  @_prng.with_nt_bits
   def named_init_fn(key, input_shape):
     return init_fn(key, input_shape)
   named_init_fn.__name__ = named_init_fn.__qualname__ = name
