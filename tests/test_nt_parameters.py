@@ -1,4 +1,5 @@
-"""`init_fn` draws the parameters NT 0.6.5 drew for the same key.
+"""`init_fn` draws the parameters NT 0.6.5 drew for the same key, and Monte
+Carlo kernels average the samples NT averaged.
 
 The reference (`data/nt_parameters.npz`) was written by NT 0.6.5 itself
 (`data/make_nt_parameters.py`, jax 0.4.23). JAX's newer default random
@@ -13,6 +14,7 @@ import jax
 import numpy as np
 import pytest
 
+import ntcore
 from ntcore import stax
 
 DATA = pathlib.Path(__file__).parent / "data"
@@ -39,10 +41,19 @@ def test_parameters_are_nt_s_for_the_same_key(x64):
   del x64
   want = np.load(REFERENCE)
   got = _networks_module().parameters(stax)
-  assert sorted(got) == sorted(want.files)
-  for name in want.files:
+  assert sorted(got) == sorted(f for f in want.files if not f.startswith("mc_"))
+  for name in got:
     assert got[name].shape == want[name].shape, name
     np.testing.assert_allclose(got[name], want[name], rtol=1e-14, atol=1e-15,
+                               err_msg=name)
+
+
+def test_monte_carlo_estimates_are_nt_s_for_the_same_key(x64):
+  del x64
+  want = np.load(REFERENCE)
+  got = _networks_module().monte_carlo(ntcore)
+  for name, value in got.items():
+    np.testing.assert_allclose(value, want[name], rtol=1e-13, atol=1e-15,
                                err_msg=name)
 
 

@@ -1,6 +1,6 @@
 """Writes `nt_parameters.npz`: NT 0.6.5's `init_fn` parameters for two
-small networks (float64, `PRNGKey(3)`), the reference of
-`tests/test_nt_parameters.py`. Run under NT 0.6.5's environment (jax 0.4.23):
+small networks (float64, `PRNGKey(3)`) and a 3-sample Monte Carlo NNGP and
+NTK (`PRNGKey(5)`), the reference of `tests/test_nt_parameters.py`. Run under NT 0.6.5's environment (jax 0.4.23):
 
     .bench/venv-nt/bin/python tests/data/make_nt_parameters.py neural_tangents
 
@@ -37,8 +37,21 @@ def parameters(stax) -> dict:
   return out
 
 
+def monte_carlo(module) -> dict:
+  """`monte_carlo_kernel_fn` of a Dense-Relu-Dense network, 3 samples."""
+  stax = module.stax
+  init_fn, apply_fn, _ = stax.serial(stax.Dense(16, W_std=1.5, b_std=0.1),
+                                     stax.Relu(), stax.Dense(2))
+  x = np.random.default_rng(0).normal(size=(3, 4))
+  mc = module.monte_carlo_kernel_fn(init_fn, apply_fn, jax.random.PRNGKey(5),
+                                    n_samples=3)
+  nngp, ntk = mc(x, None, ("nngp", "ntk"))
+  return {"mc_nngp": np.asarray(nngp), "mc_ntk": np.asarray(ntk)}
+
+
 if __name__ == "__main__":
   module = importlib.import_module(sys.argv[1] if len(sys.argv) > 1
                                    else "neural_tangents")
   here = os.path.dirname(os.path.abspath(__file__))
-  np.savez(os.path.join(here, "nt_parameters.npz"), **parameters(module.stax))
+  np.savez(os.path.join(here, "nt_parameters.npz"), **parameters(module.stax),
+           **monte_carlo(module))

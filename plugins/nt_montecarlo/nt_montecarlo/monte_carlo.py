@@ -144,7 +144,8 @@ def monte_carlo_kernel_fn(
   pass_rng = _accepts_rng(apply_fn)
 
   def draw(sample_key, x1):
-    init_key, dropout_key = random.split(sample_key)
+    with jax.threefry_partitionable(False):  # NT 0.6.5's bits
+      init_key, dropout_key = random.split(sample_key)
     _, params = init_fn(init_key, jax.tree_util.tree_map(jnp.shape, x1))
     return params, dropout_key
 
@@ -244,11 +245,17 @@ def _canonical_n_samples(n_samples) -> tuple[tuple[int, ...], bool]:
 
 
 def _sample_keys(key, n: int):
-  """NT's key stream: `key, sample_key = split(key)`, `n` times."""
+  """NT's key stream: `key, sample_key = split(key)`, `n` times.
+
+  Split as JAX 0.4 split (`threefry_partitionable` off), whose bits NT 0.6.5
+  drew, as ntcore's `init_fn`s draw their parameters: the same `key` gives
+  NT's samples.
+  """
   def step(k, _):
     k, sample_key = random.split(k)
     return k, sample_key
-  return lax.scan(step, key, length=n)[1]
+  with jax.threefry_partitionable(False):
+    return lax.scan(step, key, length=n)[1]
 
 
 def _accepts_rng(fn: Callable) -> bool:
