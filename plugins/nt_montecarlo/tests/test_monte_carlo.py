@@ -48,8 +48,9 @@ def nt_params():
   init = jax.jit(lambda k: init_fn(k, X1.shape)[1])  # One compile, not 5.
   key, params = KEY, []
   for _ in range(5):
-    key, sample_key = random.split(key)
-    init_key, _ = random.split(sample_key)
+    with jax.threefry_partitionable(False):  # split as JAX 0.4, NT's
+      key, sample_key = random.split(key)
+      init_key, _ = random.split(sample_key)
     params.append(init(init_key))
   return params
 

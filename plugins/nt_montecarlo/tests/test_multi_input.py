@@ -157,8 +157,9 @@ def _nt_samples(n):
   """Parameters of NT's samples 0..n-1 from KEY (monte_carlo.py)."""
   key, params = KEY, []
   for _ in range(n):
-    key, sample_key = random.split(key)
-    init_key, _ = random.split(sample_key)
+    with jax.threefry_partitionable(False):  # split as JAX 0.4, NT's
+      key, sample_key = random.split(key)
+      init_key, _ = random.split(sample_key)
     params.append(init_fn(init_key, [x.shape for x in X1])[1])
   return params
 
