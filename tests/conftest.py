@@ -74,3 +74,33 @@ def fresh_global_registry():
     yield
   finally:
     registry.reset()
+
+
+COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+
+
+@pytest.fixture
+def share(monkeypatch):
+  """Small calls run their structure's shared program (the default), with
+  the table of shared programs emptied before and after."""
+  # pylint: disable=import-outside-toplevel,protected-access
+  from ntcore._network import dispatch, shared_programs
+  monkeypatch.setenv(dispatch.SHARE_PROGRAMS_ENV, "1")
+  shared_programs._programs.clear()
+  yield
+  shared_programs._programs.clear()
+
+
+@pytest.fixture
+def compiles():
+  """A list that receives one entry per XLA compilation while the test runs."""
+  seen = []
+
+  def listener(event, duration, **kwargs):
+    del duration, kwargs
+    if event == COMPILE_EVENT:
+      seen.append(event)
+
+  jax.monitoring.register_event_duration_secs_listener(listener)
+  yield seen
+  jax.monitoring.unregister_event_duration_listener(listener)

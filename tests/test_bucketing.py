@@ -2,7 +2,7 @@
 
 A shared program is compiled per input shape, so without buckets a loop
 over training-set sizes compiles once per size (`dispatch.bucket`). Counted
-with `jax.monitoring` compile events, as in `test_shared_programs.py`.
+with `jax.monitoring` compile events (the `compiles` fixture, conftest.py).
 """
 
 import jax
@@ -10,33 +10,10 @@ import numpy as np
 import pytest
 
 from ntcore import stax
-from ntcore._network import dispatch, shared_programs
+from ntcore._network import dispatch
 
-COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 RTOL = 1e-10
 DATA = np.random.default_rng(0).normal(size=(40, 6))
-
-
-@pytest.fixture
-def share(monkeypatch):
-  monkeypatch.setenv(dispatch.SHARE_PROGRAMS_ENV, "1")
-  shared_programs._programs.clear()  # pylint: disable=protected-access
-  yield
-  shared_programs._programs.clear()  # pylint: disable=protected-access
-
-
-@pytest.fixture
-def compiles():
-  seen = []
-
-  def listener(event, duration, **kwargs):
-    del duration, kwargs
-    if event == COMPILE_EVENT:
-      seen.append(event)
-
-  jax.monitoring.register_event_duration_secs_listener(listener)
-  yield seen
-  jax.monitoring.unregister_event_duration_listener(listener)
 
 
 def _net(w_std=1.4):

@@ -22,7 +22,6 @@ fakes = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fakes)
 
 X = np.random.default_rng(0).normal(size=(5, 4))
-COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 # The two programs differ by float64 round-off (eps ~ 2e-16), except where a
 # ReLU-family rule evaluates arccos(c) at a correlation c within round-off
 # of 1 (the same-example entries): arccos' slope there turns a change eps
@@ -30,29 +29,6 @@ COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 # for a few layers with a factor 10 to spare.
 EPS = np.finfo(np.float64).eps
 RTOL = 10 * 3 * np.sqrt(2 * EPS)
-
-
-@pytest.fixture
-def share(monkeypatch):
-  monkeypatch.setenv(dispatch.SHARE_PROGRAMS_ENV, "1")
-  shared_programs._programs.clear()  # pylint: disable=protected-access
-  yield
-  shared_programs._programs.clear()  # pylint: disable=protected-access
-
-
-@pytest.fixture
-def compiles():
-  """A list that receives one entry per XLA compilation while the test runs."""
-  seen = []
-
-  def listener(event, duration, **kwargs):
-    del duration, kwargs
-    if event == COMPILE_EVENT:
-      seen.append(event)
-
-  jax.monitoring.register_event_duration_secs_listener(listener)
-  yield seen
-  jax.monitoring.unregister_event_duration_listener(listener)
 
 
 def fc(w_std, b_std, depth, activation="Relu"):
