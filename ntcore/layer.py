@@ -11,7 +11,6 @@ checking requirements, propagating shapes and masks.
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable, NamedTuple, Optional, Protocol
 
 from ntcore import _prng, masked
@@ -116,10 +115,7 @@ def layer_of(kernel_fn: LeafKernelFn, init_fn: InitFn,
 def _named(init_fn: InitFn, name: str) -> InitFn:
   """`init_fn` under the layer's name (NT programs read `init_fn.__name__`),
   drawing NT 0.6.5's random bits (`ntcore._prng`)."""
-  @functools.wraps(init_fn)
-  @_prng.with_nt_bits
-  def named_init_fn(key, input_shape):
-    return init_fn(key, input_shape)
+  named_init_fn = _prng.with_nt_bits(init_fn)
   named_init_fn.__name__ = named_init_fn.__qualname__ = name
   return named_init_fn
 
