@@ -125,8 +125,6 @@ def kernel_fn_call(self, x1_or_kernel, x2=None, get=None, **kwargs):
     n1 = a.shape[axis]
     n2 = n1 if b is None else b.shape[axis]
     p1, p2 = dispatch.bucket(n1), dispatch.bucket(n2)
-    if b is None:
-      p2 = p1
     padded = shared_call(dispatch.pad_batch(a, p1, axis),
                          None if b is None else dispatch.pad_batch(b, p2, axis))
     out = dispatch.unpad(padded, n1, n2, p1, p2)
