@@ -10,9 +10,10 @@ import importlib
 import importlib.metadata
 import importlib.util
 
-from ntcore import _xla_flags
+from ntcore import _malloc, _xla_flags
 
 _xla_flags.add_flags()
+_malloc.configure()
 
 from ntcore.errors import (EstimatorNotInstalledError, KernelRequirementError,
                            LayerNameClashError, LayerNotInstalledError,
