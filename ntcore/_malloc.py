@@ -23,7 +23,16 @@ temporaries per block are now mapped anew each block: 0.114 to 0.186 s
 (NT: 4.8 s). A threshold of 1 or 4 MiB saved a little more memory on the
 empirical NTKs but made them 8-28% slower.
 
-It is done only
+And once JAX is imported (`trim_after_compiles`, called by `ntcore.kernel`),
+each XLA compilation ends with `malloc_trim(0)`: compiling leaves many
+small freed blocks in the heaps (LLVM's and XLA's passes), which glibc keeps
+under the trim threshold; given back, they no longer sit under the
+arrays of the run that follows. Measured with the harness: 9 MB less for
+the batched Myrtle-5 (two programs), 15 MB for the Monte Carlo NTK, 8 MB for
+Myrtle-5; `malloc_trim` takes about a millisecond against compilations of
+0.05 s and more, and steady times did not move.
+
+Both are done only
   * on glibc (elsewhere `mallopt` is absent or means something else),
   * when none of glibc's own malloc settings is in the environment
     (`MALLOC_*_` variables or `GLIBC_TUNABLES=glibc.malloc.*`: the user's
@@ -44,6 +53,12 @@ M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 12 << 20
 TRIM_THRESHOLD = 64 << 20
+
+# jax.monitoring's event at the end of each XLA compilation.
+BACKEND_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+
+_configured: Optional[ctypes.CDLL] = None  # glibc, once `configure` ran
+_trimming = False
 
 # glibc's environment settings of the same options: any of them set means
 # the user has chosen the allocator's behaviour.
@@ -80,5 +95,28 @@ def configure(environ: Mapping[str, str] = os.environ) -> bool:
   libc = glibc()
   if libc is None:
     return False
-  return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) and
-              libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+  global _configured
+  if (libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) and
+      libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)):
+    _configured = libc
+  return _configured is not None
+
+
+def trim_after_compiles() -> bool:
+  """Ends each XLA compilation with `malloc_trim(0)` (once `configure` has
+  set the thresholds); returns whether the listener is registered. Imports
+  JAX, which is why `import ntcore` does not call it."""
+  global _trimming
+  if _trimming or _configured is None:
+    return _trimming
+  import jax.monitoring  # pylint: disable=import-outside-toplevel
+  trim = _configured.malloc_trim
+
+  def listener(event: str, duration_secs: float, **kwargs) -> None:
+    del duration_secs, kwargs
+    if event == BACKEND_COMPILE_EVENT:
+      trim(0)
+
+  jax.monitoring.register_event_duration_secs_listener(listener)
+  _trimming = True
+  return True

@@ -36,8 +36,12 @@ from typing import Any, Optional, Sequence
 
 import jax
 
-from ntcore import _kernel_dot, _kernel_index, _layout
+from ntcore import _kernel_dot, _kernel_index, _layout, _malloc
 from ntcore.errors import NtcoreError
+
+# Every path into the core's computations imports this module, and JAX is
+# imported now: from here on, each compilation gives its freed heap back.
+_malloc.trim_after_compiles()
 
 Array = Any
 
