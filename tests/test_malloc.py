@@ -53,21 +53,23 @@ print(round(resident_mib() - before, 1))
 """
 
 
-def _kept_after_free(extra_env) -> float:
+def _printed(program: str, extra_env) -> float:
+  """The number `program` prints last, run in a fresh interpreter whose
+  environment has none of glibc's malloc settings but `extra_env`."""
   env = {k: v for k, v in os.environ.items()
          if not k.startswith("MALLOC_") and k not in ("NTCORE_MALLOC",
                                                       "GLIBC_TUNABLES")}
   env.update(extra_env)
-  out = subprocess.run([sys.executable, "-c", _PROGRAM], env=env,
+  out = subprocess.run([sys.executable, "-c", program], env=env,
                        capture_output=True, text=True, timeout=120,
                        check=True)
   return float(out.stdout.strip().splitlines()[-1])
 
 
 def test_import_ntcore_gives_freed_blocks_back():
-  assert _kept_after_free({}) < 2
+  assert _printed(_PROGRAM, {}) < 2
   # The control: glibc's own dynamic threshold keeps the 16 MiB block.
-  assert _kept_after_free({"NTCORE_MALLOC": "0"}) > 14
+  assert _printed(_PROGRAM, {"NTCORE_MALLOC": "0"}) > 14
 
 
 _COMPILE_PROGRAM = """
@@ -97,18 +99,7 @@ print(round(before - resident_mib(), 1))
 """
 
 
-def _given_back_by_a_compile(extra_env) -> float:
-  env = {k: v for k, v in os.environ.items()
-         if not k.startswith("MALLOC_") and k not in ("NTCORE_MALLOC",
-                                                      "GLIBC_TUNABLES")}
-  env.update(extra_env)
-  out = subprocess.run([sys.executable, "-c", _COMPILE_PROGRAM], env=env,
-                       capture_output=True, text=True, timeout=120,
-                       check=True)
-  return float(out.stdout.strip().splitlines()[-1])
-
-
 def test_each_compilation_gives_the_freed_heap_back():
-  assert _given_back_by_a_compile({}) > 40
+  assert _printed(_COMPILE_PROGRAM, {}) > 40
   # The control: without ntcore's settings the 48 MiB stay resident.
-  assert _given_back_by_a_compile({"NTCORE_MALLOC": "0"}) < 8
+  assert _printed(_COMPILE_PROGRAM, {"NTCORE_MALLOC": "0"}) < 8
