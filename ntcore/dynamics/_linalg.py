@@ -113,7 +113,9 @@ class Regularizer:
 
   def apply(self, k2: Array) -> tuple[Array, Array]:
     """`(k2 + amount * I, mean diagonal of k2)` for the square `k2`."""
-    mean_diag = jnp.trace(k2) / max(k2.shape[0], 1)
+    # The diagonal's sum: `jnp.trace` masks the whole matrix, which XLA:CPU
+    # writes out before reducing it (one more pass over an n x n array).
+    mean_diag = jnp.sum(jnp.diagonal(k2)) / max(k2.shape[0], 1)
     amount = self.diag_reg if self.absolute else self.diag_reg * mean_diag
     return k2 + amount * jnp.eye(k2.shape[0], dtype=k2.dtype), mean_diag
 
@@ -230,16 +232,23 @@ def spectrum(k: Array, reg: Regularizer, name: str) -> Spectrum:
 def _cholesky(k: Array, diag_reg: Array, absolute: bool):
   k2 = make_2d(k)
   k2r, _ = Regularizer(diag_reg, absolute).apply(k2)
-  factor = jnp.linalg.cholesky(k2r)
-  pivots = jnp.square(jnp.diagonal(factor))
+  lower = jnp.linalg.cholesky(k2r)
+  pivots = jnp.square(jnp.diagonal(lower))
   tol = k2.shape[0] * jnp.finfo(k2.dtype).eps * jnp.max(jnp.abs(
       jnp.diagonal(k2r)))
   bad = jnp.logical_not(jnp.all(jnp.isfinite(pivots))) | jnp.any(pivots <= tol)
-  return factor, bad
+  return lower.T, bad
 
 
 def cholesky(k: Array, reg: Regularizer, name: str, what: str) -> Array:
-  """The lower Cholesky factor `L` of `make_2d(k) + reg` (`k` square).
+  """The Cholesky factor of `make_2d(k) + reg = L L^T` (`k` square), as
+  `L^T` (upper triangular): use `factor.T` as `L` inside a jitted solve.
+
+  LAPACK solves in column-major order, and a row-major `L^T` is the
+  column-major `L`, byte for byte: XLA:CPU then no longer copies the factor
+  into each solve (an n x n copy per solve: 34 MiB of temporaries at
+  n = 3000 for `K^{-1} Y`, now none; 40 -> 17 MiB for the NNGP posterior
+  covariance, 47 -> 12 MiB for the NTK one).
 
   Checked when concrete. A traced kernel cannot be: if it is not positive
   definite, JAX's Cholesky returns NaN and so do the predictions (as NT).
