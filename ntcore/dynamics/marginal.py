@@ -90,9 +90,10 @@ def log_marginal_likelihood(
   return _gaussian_log_density(factor, y2)
 
 
+@jax.jit
 def _gaussian_log_density(factor: Array, y2: Array) -> Array:
   """`sum_c log N(y2[:, c] | 0, L L^T)` for the factor `L^T` that
-  `cholesky` returns."""
+  `cholesky` returns (jitted, so that `factor.T` is no copy)."""
   p, q = y2.shape
   white = jsl.solve_triangular(factor.T, y2, lower=True)
   log_det = 2 * jnp.sum(jnp.log(jnp.diagonal(factor)))
