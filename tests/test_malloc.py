@@ -36,17 +36,22 @@ def test_other_tunables_are_not_a_malloc_choice():
   assert _malloc.configure({"GLIBC_TUNABLES": "glibc.rtld.nns=4"})
 
 
-_PROGRAM = """
-import ctypes, ntcore
+# What both programs start with: glibc's malloc and free, and the resident
+# set size in MiB.
+_PRELUDE = """
+import ctypes
 libc = ctypes.CDLL(None)
 libc.malloc.restype = ctypes.c_void_p
 libc.free.argtypes = [ctypes.c_void_p]
-size = 16 << 20
 
 def resident_mib():
   with open("/proc/self/statm") as f:
     return int(f.read().split()[1]) * 4096 / 2 ** 20
+"""
 
+_PROGRAM = _PRELUDE + """
+import ntcore
+size = 16 << 20
 for _ in range(2):  # the first free raises a dynamic threshold to 16 MiB
   block = libc.malloc(size)
   ctypes.memset(block, 1, size)
@@ -75,17 +80,9 @@ def test_import_ntcore_gives_freed_blocks_back():
   assert _printed(_PROGRAM, {"NTCORE_MALLOC": "0"}) > 14
 
 
-_COMPILE_PROGRAM = """
-import ctypes, jax, jax.numpy as jnp
+_COMPILE_PROGRAM = _PRELUDE + """
+import jax, jax.numpy as jnp
 import ntcore.kernel  # registers the listener where ntcore's rules allow
-libc = ctypes.CDLL(None)
-libc.malloc.restype = ctypes.c_void_p
-libc.free.argtypes = [ctypes.c_void_p]
-
-def resident_mib():
-  with open("/proc/self/statm") as f:
-    return int(f.read().split()[1]) * 4096 / 2 ** 20
-
 x = jnp.ones(3)
 jax.jit(lambda x: x * 2).lower(x).compile()  # the backend starts
 # 48 MiB of small blocks, freed; one block allocated after them keeps the
