@@ -21,7 +21,7 @@ Measured with the side-by-side harness (`docs/memory.md`), steady times
 moved within noise except for the batched Myrtle-5, whose 28 MiB of
 temporaries per block are now mapped anew each block: 0.114 to 0.186 s
 (NT: 2.8-4.8 s). A threshold of 1 or 4 MiB saved a little more memory on the
-empirical NTKs but made them 8-28% slower.
+empirical NTKs but made FC, conv and the empirical NTKs 8-40% slower.
 
 And once JAX is imported (`trim_after_compiles`, called by `ntcore.kernel`),
 each XLA compilation ends with `malloc_trim(0)`: compiling leaves many
