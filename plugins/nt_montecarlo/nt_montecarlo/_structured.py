@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nt_montecarlo import _args, _program
-from nt_montecarlo._axes import Pairing
+from nt_montecarlo._axes import Pairing, chunks
 from nt_montecarlo._structured_rules import RULES
 
 PyTree = Any
@@ -198,8 +198,9 @@ def _sides(f, prep, params, x1, x2):
 
 
 def _einsums(prep, s1, s2, vals1, vals2, trace_axes, diagonal_axes):
-  """Yields `(output index, pairing, interleaved einsum operands)` for each
-  output and parameter leaf; `vals` are `_Side.values()` (or their shapes)."""
+  """Yields `(output index, leaf index, pairing, interleaved einsum
+  operands)` for each output and parameter leaf; `vals` are
+  `_Side.values()` (or their shapes)."""
   fx1 = jax.tree_util.tree_leaves(prep.fx1)
   fx2 = jax.tree_util.tree_leaves(prep.fx2)
   axes = (jax.tree_util.tree_leaves(prep.fx_axis) if prep.vmapped
@@ -215,7 +216,7 @@ def _einsums(prep, s1, s2, vals1, vals2, trace_axes, diagonal_axes):
         ops += [j[i][k], out + c.labels]
         for fa, val in zip(c.factors, g[k]):
           ops += [val, ex + fa.labels]
-      yield i, pairing, ops
+      yield i, k, pairing, ops
 
 
 def _canonical(prep):
@@ -232,10 +233,42 @@ def einsum_specs(f, prep, params, x1, x2, trace_axes, diagonal_axes):
   s1, s2, same = _sides(f, prep, params, x1, x2)
   vals1 = jax.eval_shape(s1.values)
   vals2 = vals1 if same else jax.eval_shape(s2.values)
-  for _, pairing, ops in _einsums(prep, s1, s2, vals1, vals2, trace_axes,
-                                  diagonal_axes):
+  for _, _, pairing, ops in _einsums(prep, s1, s2, vals1, vals2,
+                                     trace_axes, diagonal_axes):
     yield [(tuple(a.shape), l) for a, l in zip(ops[::2], ops[1::2])], \
         pairing.out
+
+
+def _einsum_in_slices(ops, out, wlabels, fx):
+  """`jnp.einsum(*ops, out)`, summed over slices of the leaf's largest
+  label when its plain Jacobian `fx.shape + W.shape` is large.
+
+  The optimal contraction order often forms that Jacobian (e.g. for a
+  convolution kernel, `df/dy` against the input patches) and then its Gram
+  matrix, which holds it in two layouts; `W`'s labels are summed over, so
+  slicing every operand along one of them splits the sum exactly. See
+  `_axes.chunks` for the slice size.
+  """
+  sizes = {}
+  for operand, labels in zip(ops[::2], ops[1::2]):
+    sizes.update(zip(labels, np.shape(operand)))
+  present = [l for l in wlabels if l in sizes and l not in out]
+  if not present:
+    return jnp.einsum(*ops, out, optimize="optimal")
+  label = max(present, key=sizes.get)
+  nbytes = (np.prod(fx.shape, dtype=np.int64)
+            * np.prod([sizes[l] for l in present], dtype=np.int64)
+            * jnp.dtype(fx.dtype).itemsize)
+  terms = []
+  for lo, hi in chunks(sizes[label], int(nbytes)):
+    sliced = []
+    for operand, labels in zip(ops[::2], ops[1::2]):
+      for ax, l in enumerate(labels):
+        if l == label:
+          operand = jax.lax.slice_in_dim(operand, lo, hi, axis=ax)
+      sliced += [operand, labels]
+    terms.append(jnp.einsum(*sliced, out, optimize="optimal"))
+  return functools.reduce(lambda a, b: a + b, terms)
 
 
 def structured_ntk_fn(f, trace_axes, diagonal_axes, vmap_axes):
@@ -253,10 +286,10 @@ def structured_ntk_fn(f, trace_axes, diagonal_axes, vmap_axes):
     kernels = [jnp.zeros(Pairing(o1.shape, o2.shape, trace_axes,
                                  diagonal_axes).shape, o1.dtype)
                for o1, o2 in zip(fx1, jax.tree_util.tree_leaves(prep.fx2))]
-    for i, pairing, ops in _einsums(prep, s1, s2, vals1, vals2, trace_axes,
-                                    diagonal_axes):
-      kernels[i] = kernels[i] + jnp.einsum(
-          *ops, pairing.out, optimize="optimal") / pairing.size
+    for i, k, pairing, ops in _einsums(prep, s1, s2, vals1, vals2,
+                                       trace_axes, diagonal_axes):
+      kernels[i] = kernels[i] + _einsum_in_slices(
+          ops, pairing.out, s1.wlabels[k], fx1[i]) / pairing.size
     return jax.tree_util.tree_unflatten(
         jax.tree_util.tree_structure(prep.fx1), kernels)
 
