@@ -282,13 +282,13 @@ def test_gp_inference_train_only_is_y_with_zero_covariance():
 def test_gp_inference_factorizes_each_kernel_once(monkeypatch):
   from ntcore.dynamics import _linalg  # pylint: disable=import-outside-toplevel
   calls = []
-  real = _linalg._cholesky  # pylint: disable=protected-access
+  real = _linalg._factorize  # pylint: disable=protected-access
   def counting(*args, **kwargs):  # counts factorizations actually computed
     out = real(*args, **kwargs)
     calls.extend([] if isinstance(out[0], jax.core.Tracer) else [1])
     return out
 
-  monkeypatch.setattr(_linalg, "_cholesky", counting)
+  monkeypatch.setattr(_linalg, "_factorize", counting)
   (k, k_td, k_tt), (th, th_td, th_tt), y, _ = random_problem(seed=10)
   fn = predict.gp_inference(KernelLike(k, th), y)
   jitted = jax.jit(fn, static_argnames="get")(  # first call under jit

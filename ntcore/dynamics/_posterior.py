@@ -127,7 +127,7 @@ NTK_COV_NEEDS_BOTH = (
 @functools.partial(jax.jit, static_argnames=("layout",))
 def _solve_y(factor: Array, y_train: Array, *, layout: Layout) -> Array:
   y2 = layout.to_2d(y_train).astype(factor.dtype)
-  return jsl.cho_solve((factor.T, True), y2)
+  return jsl.cho_solve((factor, True), y2)
 
 
 @functools.partial(jax.jit, static_argnames=("layout", "test_shape"))
@@ -138,7 +138,7 @@ def _mean(k_td: Array, inv_y: Array, *, layout: Layout, test_shape) -> Array:
 @functools.partial(jax.jit, static_argnames=("test_shape",))
 def _gp_cov(factor: Array, k_td: Array, k_tt: Array, *, test_shape) -> Array:
   """`K_** - K_* K^{-1} K_*^T`, as `K_** - |L^{-1} K_*^T|^2` so it stays PSD."""
-  half = jsl.solve_triangular(factor.T, make_2d(k_td).T, lower=True)
+  half = jsl.solve_triangular(factor, make_2d(k_td).T, lower=True)
   return _finish(make_2d(k_tt), -half.T @ half, test_shape)
 
 
@@ -147,8 +147,8 @@ def _ntk_cov(factor: Array, ntk_td: Array, nngp_td: Array, nngp_dd: Array,
              nngp_tt: Array, *, test_shape) -> Array:
   """Eq. 16: `K_** + A K A^T - (A K_*^T + h.c.)`, `A = Θ_* Θ^{-1}`."""
   ntk_td = make_2d(ntk_td)
-  a_t = jsl.cho_solve((factor.T, True), ntk_td.T)  # Θ^{-1} Θ_*^T, (n, n_test)
-  cross = ntk_td @ jsl.cho_solve((factor.T, True), make_2d(nngp_td).T)
+  a_t = jsl.cho_solve((factor, True), ntk_td.T)  # Θ^{-1} Θ_*^T, (n, n_test)
+  cross = ntk_td @ jsl.cho_solve((factor, True), make_2d(nngp_td).T)
   cov = a_t.T @ make_2d(nngp_dd) @ a_t - cross - cross.T
   return _finish(make_2d(nngp_tt), cov, test_shape)
 

@@ -92,10 +92,10 @@ def log_marginal_likelihood(
 
 @jax.jit
 def _gaussian_log_density(factor: Array, y2: Array) -> Array:
-  """`sum_c log N(y2[:, c] | 0, L L^T)` for the factor `L^T` that
-  `cholesky` returns (jitted, so that `factor.T` is no copy)."""
+  """`sum_c log N(y2[:, c] | 0, L L^T)` for the factor `L` that `cholesky`
+  returns (jitted, so that a column-major `L` is read in place)."""
   p, q = y2.shape
-  white = jsl.solve_triangular(factor.T, y2, lower=True)
+  white = jsl.solve_triangular(factor, y2, lower=True)
   log_det = 2 * jnp.sum(jnp.log(jnp.diagonal(factor)))
   return (-jnp.sum(white ** 2) / 2 - q * log_det / 2
           - p * q * math.log(2 * math.pi) / 2)
