@@ -111,12 +111,17 @@ class Regularizer:
   diag_reg: float = 0.
   absolute: bool = False
 
-  def apply(self, k2: Array) -> tuple[Array, Array]:
-    """`(k2 + amount * I, mean diagonal of k2)` for the square `k2`."""
+  def amount(self, k2: Array) -> tuple[Array, Array]:
+    """`(amount added to the diagonal, mean diagonal of k2)`."""
     # The diagonal's sum: `jnp.trace` masks the whole matrix, which XLA:CPU
     # writes out before reducing it (one more pass over an n x n array).
     mean_diag = jnp.sum(jnp.diagonal(k2)) / max(k2.shape[0], 1)
-    amount = self.diag_reg if self.absolute else self.diag_reg * mean_diag
+    return (self.diag_reg if self.absolute else self.diag_reg * mean_diag,
+            mean_diag)
+
+  def apply(self, k2: Array) -> tuple[Array, Array]:
+    """`(k2 + amount * I, mean diagonal of k2)` for the square `k2`."""
+    amount, mean_diag = self.amount(k2)
     return k2 + amount * jnp.eye(k2.shape[0], dtype=k2.dtype), mean_diag
 
 
@@ -238,8 +243,7 @@ def _breaks_down(lower: Array, k: Array, diag_reg: Array,
                  absolute: bool) -> Array:
   """Whether a pivot `L_ii^2` is not finite or at round-off level."""
   k2 = make_2d(k)
-  mean_diag = jnp.sum(jnp.diagonal(k2)) / max(k2.shape[0], 1)
-  amount = diag_reg if absolute else diag_reg * mean_diag
+  amount, _ = Regularizer(diag_reg, absolute).amount(k2)
   pivots = jnp.square(jnp.diagonal(lower))
   tol = k2.shape[0] * jnp.finfo(k2.dtype).eps * jnp.max(jnp.abs(
       jnp.diagonal(k2) + amount))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import operator
 import warnings
 from typing import Any, Optional
 
@@ -268,7 +269,7 @@ def _einsum_in_slices(ops, out, wlabels, fx):
           operand = jax.lax.slice_in_dim(operand, lo, hi, axis=ax)
       sliced += [operand, labels]
     terms.append(jnp.einsum(*sliced, out, optimize="optimal"))
-  return functools.reduce(lambda a, b: a + b, terms)
+  return functools.reduce(operator.add, terms)
 
 
 def structured_ntk_fn(f, trace_axes, diagonal_axes, vmap_axes):
